@@ -1,0 +1,153 @@
+"""The only module that connects: sessions, the advisory lock, per-file session state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from migrator.errors import CannotConnect, LockNotAcquired
+from migrator.model import LockHolder
+
+# One documented key per database: the eight bytes "migrator", big-endian, as a bigint.
+# Other tools can coordinate with migrator by taking pg_advisory_lock(7883947329010495346).
+LOCK_KEY = int.from_bytes(b"migrator", "big")
+LOCK_POLL_SECONDS = 0.2
+CONNECTION_CHECK = "2s"  # how soon a killed runner's server session notices (PostgreSQL 14+)
+
+Connection = psycopg.Connection[Any]
+
+
+def mask(conninfo: str) -> str:
+    """The target as users may see it: postgresql://user:***@host:port/dbname."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "(an invalid connection string)"
+    user = str(parts.get("user") or "")
+    secret = ":***" if parts.get("password") else ""
+    host = str(parts.get("host") or "")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    dbname = str(parts.get("dbname") or user)
+    if host.startswith("/"):
+        return f"postgresql://{user}{secret}@/{dbname}?host={host}"
+    return f"postgresql://{user}{secret}@{host or 'localhost'}{port}/{dbname}"
+
+
+def _scrub(text: str, conninfo: str) -> str:
+    try:
+        password = str(conninfo_to_dict(conninfo).get("password") or "")
+    except psycopg.Error:
+        return text
+    return text.replace(password, "***") if password else text
+
+
+def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 0) -> Connection:
+    """An autocommit session; CannotConnect (masked target, one line) when it cannot be had."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        raise CannotConnect(
+            "the database URL is not valid",
+            hint="Expected postgresql://user:password@host:port/dbname or key=value pairs.",
+        ) from None
+    extra: dict[str, object] = {"application_name": application_name}
+    if "connect_timeout" not in parts:
+        extra["connect_timeout"] = 10
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn: Connection = psycopg.connect(conninfo, autocommit=True, **extra)  # type: ignore[arg-type]
+            return conn
+        except psycopg.Error as exc:
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            reason = _scrub(" ".join(str(exc).split()), conninfo)
+            raise CannotConnect(
+                f"cannot connect to {mask(conninfo)}: {reason}",
+                hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
+                "that the server is up.",
+            ) from None
+
+
+def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
+    """A clean session for the next file: RESET ALL (not DISCARD ALL: it drops the lock)."""
+    parts = [
+        sql.SQL("RESET ALL"),
+        sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)),
+        sql.SQL("SET lock_timeout TO {}").format(sql.Literal(lock_timeout)),
+        sql.SQL("SET statement_timeout TO {}").format(sql.Literal(statement_timeout)),
+    ]
+    if conn.info.server_version >= 140000:
+        parts.append(
+            sql.SQL("SET client_connection_check_interval TO {}").format(
+                sql.Literal(CONNECTION_CHECK)
+            )
+        )
+    conn.execute(sql.SQL("; ").join(parts))
+
+
+def set_lock_timeout(conn: Connection, value: str) -> None:
+    """Set the session's lock_timeout ("0" turns it off)."""
+    conn.execute(sql.SQL("SET lock_timeout TO {}").format(sql.Literal(value)))
+
+
+def lock_holder(conn: Connection) -> LockHolder | None:
+    """The session holding the runner's advisory lock in this database, if any."""
+    row = conn.execute(
+        "SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.query, '')"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND l.classid::bigint = %s AND l.objid::bigint = %s",
+        (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
+    ).fetchone()
+    if row is None:
+        return None
+    pid, name, since, query = row
+    return LockHolder(pid, name, since, query)
+
+
+@contextmanager
+def advisory_lock(
+    conn: Connection, wait: float, on_wait: Callable[[LockHolder | None], None]
+) -> Iterator[None]:
+    """Hold the session advisory lock, polling for up to `wait` seconds; LockNotAcquired after."""
+    deadline = time.monotonic() + wait
+    shown: tuple[object, ...] | None = None
+    while conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone() != (True,):
+        holder = lock_holder(conn)
+        if holder is not None and (holder.pid, holder.since) != shown:
+            on_wait(holder)
+            shown = (holder.pid, holder.since)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            who = describe_holder(holder) if holder else "another session"
+            raise LockNotAcquired(
+                f"the migration lock is held by {who}; gave up after {wait:g}s",
+                hint="Wait for that run to finish, or raise lock_wait (MIGRATOR_LOCK_WAIT).",
+            )
+        time.sleep(min(LOCK_POLL_SECONDS, remaining))
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def describe_holder(holder: LockHolder) -> str:
+    """pid 123 (migrator, connected since 12:00:01)."""
+    since = f", connected since {holder.since:%Y-%m-%d %H:%M:%S}" if holder.since else ""
+    return f"pid {holder.pid} ({holder.application_name or 'no application_name'}{since})"
+
+
+def schema_exists(conn: Connection, schema: str) -> bool:
+    """True when the schema is there."""
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None

@@ -1,0 +1,125 @@
+"""The only module that walks the migrations folder; it reads bytes and calls sqlfile."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+from migrator import sqlfile
+from migrator.errors import BadMigrationFile, ConfigError
+from migrator.model import SqlFile
+
+
+def schema_order(found: list[str], configured: tuple[str, ...]) -> list[str]:
+    """Configured schemas first, in their order; then public; then the rest by name."""
+    rest = sorted(name for name in found if name not in configured)
+    if "public" in rest:
+        rest.remove("public")
+        rest.insert(0, "public")
+    return [name for name in configured if name in found] + rest
+
+
+def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
+    """The schema folders under sql_dir, in run order; ConfigError if sql_dir is missing."""
+    if not sql_dir.is_dir():
+        raise ConfigError(
+            f"migrations folder {display(sql_dir)} does not exist",
+            hint="Create it (one folder per schema, e.g. sql/public/) or set --sql-dir / "
+            "MIGRATOR_SQL_DIR.",
+        )
+    found, strays = [], []
+    for entry in os.scandir(sql_dir):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            found.append(entry.name)
+        elif entry.name.endswith(".sql"):
+            strays.append(display(sql_dir / entry.name))
+    if strays:
+        raise BadMigrationFile(
+            [
+                f"{path}: migrations belong in a schema folder, e.g. {display(sql_dir)}/public/"
+                for path in sorted(strays)
+            ]
+        )
+    return schema_order(found, configured)
+
+
+def select_schemas(available: list[str], requested: tuple[str, ...]) -> list[str]:
+    """The requested schemas in run order (all when none); ConfigError for unknown names."""
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        raise ConfigError(
+            f"no migrations folder for schema {', '.join(unknown)}",
+            hint=f"Schemas found: {', '.join(available) or 'none'}.",
+        )
+    return [name for name in available if not requested or name in requested]
+
+
+def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
+    """Every migration file of one schema, sorted by version; BadMigrationFile lists problems."""
+    folder = sql_dir / schema
+    prefix = display(folder)
+    problems: list[str] = []
+    files: list[SqlFile] = []
+    for entry in os.scandir(folder):
+        if not entry.name.endswith(".sql") or entry.name.startswith("."):
+            continue
+        path = f"{prefix}/{entry.name}"
+        try:
+            if entry.is_dir():
+                raise BadMigrationFile([f"{path}: a folder named like a migration file"])
+            data = Path(entry.path).read_bytes()
+            files.append(sqlfile.read(schema, entry.name, path, data))
+        except BadMigrationFile as exc:
+            problems.extend(exc.problems)
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+    files.sort(key=lambda file: (file.version, file.name))
+    for before, after in itertools.pairwise(files):
+        if before.version == after.version:
+            problems.append(
+                f"{before.path} and {after.path}: two files with version {after.version}"
+            )
+    if problems:
+        raise BadMigrationFile(problems, hint="Nothing was applied. Fix the files and run again.")
+    return tuple(files)
+
+
+def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
+    """The files of every schema; one BadMigrationFile naming every problem in all of them."""
+    found: dict[str, tuple[SqlFile, ...]] = {}
+    problems: list[str] = []
+    for schema in schemas:
+        try:
+            found[schema] = load_schema(sql_dir, schema)
+        except BadMigrationFile as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise BadMigrationFile(problems, hint="Nothing was applied. Fix the files and run again.")
+    return found
+
+
+def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) -> Path:
+    """Create the next numbered file in a schema folder, as wide as the existing versions."""
+    slug = "_".join(name.lower().replace("-", " ").split())
+    if not slug or sqlfile.parse_name(f"0_{slug}.sql") is None:
+        raise ConfigError(f"'{name}' cannot be part of a file name")
+    version = max((file.version for file in files), default=0) + 1
+    width = max((len(file.name.split("_", 1)[0]) for file in files), default=4)
+    path = sql_dir / schema / f"{version:0{width}d}_{slug}.sql"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"-- {schema}: {name}\n-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
+    )
+    path.write_text(header + "\n", encoding="utf-8")
+    return path
+
+
+def display(path: Path) -> str:
+    """A path as users should see it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

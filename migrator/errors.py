@@ -1,0 +1,89 @@
+"""One error hierarchy; each class carries the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MigratorError(Exception):
+    """An expected failure, reported to the user without a traceback."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class MigrationFailed(MigratorError):
+    """A chunk failed on the server; the journal row is marked failed."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str,
+        sqlstate: str | None = None,
+        detail: str | None = None,
+        hint: str = "",
+        excerpt: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+        self.sqlstate = sqlstate
+        self.detail = detail
+        self.excerpt = excerpt
+
+
+class ConfigError(MigratorError):
+    """Bad settings, options or project layout."""
+
+    exit_code = 2
+
+
+class BadMigrationFile(MigratorError):
+    """One or more migration files cannot be read, named or split; nothing ran."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str], *, hint: str = "") -> None:
+        message = problems[0] if len(problems) == 1 else f"{len(problems)} bad migration files"
+        super().__init__(message, hint=hint)
+        self.problems = problems
+
+
+class CannotConnect(MigratorError):
+    """The database cannot be reached or the URL is not valid."""
+
+    exit_code = 2
+
+
+class DriftError(MigratorError):
+    """Applied files changed, journaled files are missing, or a version is out of order."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, problems: list[str], hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+
+
+class PendingWork(MigratorError):
+    """`status --check` found pending, failed or drifted migrations."""
+
+    exit_code = 3
+
+
+class Refused(MigratorError):
+    """Not confirmed, guarded, or forbidden in this environment."""
+
+    exit_code = 4
+
+
+class LockNotAcquired(MigratorError):
+    """Another runner held the advisory lock for longer than lock_wait."""
+
+    exit_code = 5

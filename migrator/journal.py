@@ -1,0 +1,144 @@
+"""All SQL on the "<schema>"."__migrations" journal tables, composed with psycopg.sql."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from migrator import __version__
+from migrator.db import Connection, schema_exists
+from migrator.errors import ConfigError
+from migrator.model import JournalRow, Migration, RowStatus
+
+COLUMNS = (
+    "version, name, hash, chunk_hashes, status, chunks_total, chunks_done, error,"
+    " started_at, finished_at, duration_ms, applied_by"
+)
+
+_CREATE = """
+CREATE TABLE {table} (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    hash text NOT NULL,
+    chunk_hashes text[] NOT NULL DEFAULT '{{}}',
+    content text NOT NULL DEFAULT '',
+    status text NOT NULL CHECK (status IN ('running', 'applied', 'failed', 'baseline')),
+    chunks_total integer NOT NULL DEFAULT 0,
+    chunks_done integer NOT NULL DEFAULT 0,
+    error text,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    duration_ms bigint,
+    applied_by text NOT NULL DEFAULT current_user,
+    migrator_version text NOT NULL,
+    note text
+)"""
+
+_ELAPSED = "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
+
+
+def table(schema: str, name: str) -> sql.Identifier:
+    """The journal's qualified name."""
+    return sql.Identifier(schema, name)
+
+
+def read(conn: Connection, schema: str, name: str) -> list[JournalRow] | None:
+    """Every row of a schema's journal, by version; None when there is no journal yet."""
+    qualified = table(schema, name).as_string(conn)
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+    if not exists or not exists[0]:
+        return None
+    query = sql.SQL("SELECT " + COLUMNS + " FROM {} ORDER BY version").format(table(schema, name))
+    rows = []
+    for row in conn.execute(query):
+        try:
+            status = RowStatus(row[4])
+        except ValueError:
+            raise ConfigError(
+                f"journal {qualified} holds status '{row[4]}' for version {row[0]}, "
+                "which this migrator does not know",
+                hint="A newer migrator wrote it: upgrade migrator.",
+            ) from None
+        rows.append(
+            JournalRow(
+                version=row[0],
+                name=row[1],
+                hash=row[2],
+                chunk_hashes=tuple(row[3] or ()),
+                status=status,
+                chunks_total=row[5],
+                chunks_done=row[6],
+                error=row[7],
+                started_at=row[8],
+                finished_at=row[9],
+                duration_ms=row[10],
+                applied_by=row[11],
+            )
+        )
+    return rows
+
+
+def ensure(conn: Connection, schema: str, name: str) -> None:
+    """Create the schema (when missing) and its journal table, in one transaction."""
+    with conn.transaction():
+        if not schema_exists(conn, schema):
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
+
+
+def start(conn: Connection, name: str, migration: Migration, chunks_done: int) -> None:
+    """Record a file as running from `chunks_done` (applied at once when it has no chunks)."""
+    file = migration.file
+    total = len(migration.chunks)
+    status = RowStatus.APPLIED if total == 0 else RowStatus.RUNNING
+    finished = "clock_timestamp()" if total == 0 else "NULL"
+    query = sql.SQL(
+        "INSERT INTO {table} AS j (version, name, hash, chunk_hashes, content, status,"
+        " chunks_total, chunks_done, started_at, finished_at, duration_ms, applied_by,"
+        " migrator_version, error)"
+        " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s, %(status)s,"
+        " %(total)s, %(done)s, clock_timestamp(), " + finished + ", 0, current_user,"
+        " %(migrator)s, NULL)"
+        " ON CONFLICT (version) DO UPDATE SET name = excluded.name, hash = excluded.hash,"
+        " chunk_hashes = excluded.chunk_hashes, content = excluded.content,"
+        " status = excluded.status, chunks_total = excluded.chunks_total,"
+        " chunks_done = excluded.chunks_done, started_at = excluded.started_at,"
+        " finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,"
+        " applied_by = excluded.applied_by, migrator_version = excluded.migrator_version,"
+        " error = NULL"
+    ).format(table=table(file.schema, name))
+    conn.execute(
+        query,
+        {
+            "version": file.version,
+            "name": file.name,
+            "hash": file.hash,
+            "chunk_hashes": list(migration.chunk_hashes),
+            "content": file.text,
+            "status": status.value,
+            "total": total,
+            "done": chunks_done,
+            "migrator": __version__,
+        },
+    )
+
+
+def advance(conn: Connection, schema: str, name: str, version: int, chunks_done: int) -> None:
+    """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
+    query = sql.SQL(
+        "UPDATE {table} SET chunks_done = %(done)s,"
+        " status = CASE WHEN %(done)s >= chunks_total THEN 'applied' ELSE 'running' END,"
+        " finished_at = CASE WHEN %(done)s >= chunks_total THEN clock_timestamp() END,"
+        " duration_ms = " + _ELAPSED + " WHERE version = %(version)s"
+    ).format(table=table(schema, name))
+    conn.execute(query, {"done": chunks_done, "version": version})
+
+
+def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:
+    """Mark a file failed with the error shown to the user; its chunks_done stays as it was."""
+    query = sql.SQL(
+        "UPDATE {table} SET status = 'failed', error = %(error)s,"
+        " finished_at = clock_timestamp(), duration_ms = "
+        + _ELAPSED
+        + " WHERE version = %(version)s"
+    ).format(table=table(schema, name))
+    conn.execute(query, {"error": error, "version": version})

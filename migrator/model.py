@@ -1,0 +1,208 @@
+"""The vocabulary: frozen dataclasses and enums shared by every module, nothing else."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class TxMode(enum.Enum):
+    """How a migration's chunks are wrapped in transactions."""
+
+    STATEMENT = "statement"
+    SINGLE = "single-transaction"
+    NONE = "no-transaction"
+
+
+class ChunkKind(enum.Enum):
+    """How one chunk must be sent."""
+
+    TRANSACTIONAL = "transactional"
+    AUTOCOMMIT = "autocommit"  # PostgreSQL refuses it inside a transaction block
+    SELF_MANAGED = "self-managed"  # holds its own BEGIN ... COMMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The text between two breakpoint markers, run as one unit."""
+
+    index: int  # 1-based, as shown to users
+    sql: str
+    start: int  # offset of `sql` in the migration's text
+    line: int  # line of the chunk's first statement in the file
+    hash: str
+    statements: int
+    kind: ChunkKind
+    reason: str = (
+        ""  # why the chunk is autocommit or self-managed, e.g. "CREATE INDEX CONCURRENTLY"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SqlFile:
+    """A migration file as discovered: normalized text and hash, not yet split."""
+
+    schema: str
+    version: int
+    name: str  # file name, e.g. "0001_accounts.sql"
+    path: str  # as shown to users, e.g. "sql/public/0001_accounts.sql"
+    text: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """A migration file split into chunks, with its directives, ready to apply."""
+
+    file: SqlFile
+    mode: TxMode
+    chunks: tuple[Chunk, ...]
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+
+    @property
+    def chunk_hashes(self) -> tuple[str, ...]:
+        """The hash of every chunk, in order."""
+        return tuple(chunk.hash for chunk in self.chunks)
+
+
+class RowStatus(enum.Enum):
+    """The status column of a journal row."""
+
+    RUNNING = "running"
+    APPLIED = "applied"
+    FAILED = "failed"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One row of "<schema>"."__migrations" (without the stored content)."""
+
+    version: int
+    name: str
+    hash: str
+    chunk_hashes: tuple[str, ...]
+    status: RowStatus
+    chunks_total: int
+    chunks_done: int
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    applied_by: str | None = None
+
+
+class FileState(enum.Enum):
+    """What `status` says of one migration."""
+
+    APPLIED = "applied"
+    BASELINE = "baseline"
+    PENDING = "pending"
+    FAILED = "failed"
+    RUNNING = "running"  # interrupted: a crashed or killed run
+    CHANGED = "changed"
+    MISSING = "missing"
+    OUT_OF_ORDER = "out-of-order"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStatus:
+    """One line of `status`: a file, a journal row, or both."""
+
+    schema: str
+    version: int
+    name: str
+    state: FileState
+    path: str | None = None
+    row: JournalRow | None = None
+    detail: str = ""
+
+    @property
+    def is_problem(self) -> bool:
+        """True for states that make `migrate` refuse (drift, out of order)."""
+        return self.state in (FileState.CHANGED, FileState.MISSING, FileState.OUT_OF_ORDER)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One migration to apply, starting after `chunks_done` chunks (> 0 when resuming)."""
+
+    migration: Migration
+    chunks_done: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The steps to apply in one schema, in order."""
+
+    schema: str
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What applying one step did."""
+
+    schema: str
+    path: str
+    chunks_run: int
+    chunks_total: int
+    duration_ms: int
+    resumed_at: int = 0  # chunks already done before this run
+
+
+@dataclass(frozen=True, slots=True)
+class LockHolder:
+    """The session that holds the runner's advisory lock."""
+
+    pid: int
+    application_name: str
+    since: datetime | None
+    query: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPosition:
+    """Where in a file a server error points."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A `migrate` run's results, per schema in order."""
+
+    outcomes: tuple[FileOutcome, ...] = field(default_factory=tuple)
+
+
+class Reporter(Protocol):
+    """What the core tells the outside world while it works; it never prints itself."""
+
+    def lock_waiting(self, holder: LockHolder | None) -> None: ...
+    def file_started(self, step: Step) -> None: ...
+    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None: ...
+    def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None: ...
+    def file_done(self, outcome: FileOutcome) -> None: ...
+
+
+class SilentReporter:
+    """A Reporter that says nothing."""
+
+    def lock_waiting(self, holder: LockHolder | None) -> None:
+        pass
+
+    def file_started(self, step: Step) -> None:
+        pass
+
+    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None:
+        pass
+
+    def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
+        pass
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        pass

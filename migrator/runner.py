@@ -1,0 +1,231 @@
+"""Applies plans: per-chunk transactions, autocommit chunks, single-transaction files, retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
+from migrator import db, journal, planner, sqlfile
+from migrator.errors import MigrationFailed
+from migrator.model import (
+    Chunk,
+    ChunkKind,
+    FileOutcome,
+    Migration,
+    Plan,
+    Reporter,
+    SqlFile,
+    Step,
+    TxMode,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to apply: journal table, timeouts, retries, lock wait, and the plan's bounds."""
+
+    journal_table: str = "__migrations"
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+    lock_retries: int = 3
+    retry_delay: float = 0.5  # seconds before the first retry; doubled for each next one
+    lock_wait: float = 60.0
+    to: int | None = None
+    allow_out_of_order: bool = False
+
+
+def migrate(
+    conn: db.Connection,
+    files: Mapping[str, Sequence[SqlFile]],
+    options: Options,
+    reporter: Reporter,
+) -> list[FileOutcome]:
+    """Under the advisory lock: read the journals, plan every schema, then apply the plans."""
+    with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
+        rows = {}
+        missing_journal = set()
+        for schema in files:
+            found = journal.read(conn, schema, options.journal_table)
+            if found is None:
+                missing_journal.add(schema)
+            rows[schema] = found or []
+        plans = planner.plan(
+            files, rows, to=options.to, allow_out_of_order=options.allow_out_of_order
+        )
+        outcomes: list[FileOutcome] = []
+        for plan in plans:
+            if plan.steps and plan.schema in missing_journal:
+                journal.ensure(conn, plan.schema, options.journal_table)
+            outcomes.extend(apply(conn, plan, options, reporter))
+        return outcomes
+
+
+def apply(
+    conn: db.Connection, plan: Plan, options: Options, reporter: Reporter
+) -> list[FileOutcome]:
+    """Apply a schema's steps in order; MigrationFailed (journal marked) at the first failure."""
+    return [_apply_step(conn, plan.schema, step, options, reporter) for step in plan.steps]
+
+
+def _apply_step(
+    conn: db.Connection, schema: str, step: Step, options: Options, reporter: Reporter
+) -> FileOutcome:
+    migration = step.migration
+    table = options.journal_table
+    lock_timeout = migration.lock_timeout or options.lock_timeout
+    db.reset_session(
+        conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
+    )
+    journal.start(conn, table, migration, step.chunks_done)
+    reporter.file_started(step)
+    started = time.monotonic()
+    try:
+        if migration.mode is TxMode.SINGLE:
+            if migration.chunks:
+                _retrying(lambda: _run_single(conn, step, table), step, options, reporter)
+        else:
+            for chunk in migration.chunks[step.chunks_done :]:
+                chunk_started = time.monotonic()
+                if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
+                    _run_autocommit(conn, step, chunk, table, lock_timeout)
+                else:
+                    _retrying(
+                        partial(_run_in_transaction, conn, step, chunk, table),
+                        step,
+                        options,
+                        reporter,
+                    )
+                reporter.chunk_done(step, chunk, _ms_since(chunk_started))
+    except _ChunkError as failure:
+        raise _fail(conn, step, failure, table) from failure.error
+    outcome = FileOutcome(
+        schema,
+        migration.file.path,
+        len(migration.chunks) - step.chunks_done,
+        len(migration.chunks),
+        _ms_since(started),
+        step.chunks_done,
+    )
+    reporter.file_done(outcome)
+    return outcome
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+class _ChunkError(Exception):
+    """A server error and the chunk it came from, on its way to becoming MigrationFailed."""
+
+    def __init__(self, error: psycopg.Error, chunk: Chunk) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.chunk = chunk
+
+
+def _execute(conn: db.Connection, chunk: Chunk) -> None:
+    try:
+        conn.execute(chunk.sql)  # the user's SQL, sent as written
+    except psycopg.Error as exc:
+        raise _ChunkError(exc, chunk) from exc
+
+
+def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, table: str) -> None:
+    file = step.migration.file
+    with conn.transaction():
+        _execute(conn, chunk)
+        journal.advance(conn, file.schema, table, file.version, chunk.index)
+
+
+def _run_single(conn: db.Connection, step: Step, table: str) -> None:
+    migration = step.migration
+    with conn.transaction():
+        for chunk in migration.chunks:
+            _execute(conn, chunk)
+        journal.advance(
+            conn, migration.file.schema, table, migration.file.version, len(migration.chunks)
+        )
+
+
+def _run_autocommit(
+    conn: db.Connection, step: Step, chunk: Chunk, table: str, lock_timeout: str
+) -> None:
+    # Aborting a CONCURRENTLY build on lock_timeout would leave an invalid index behind.
+    unbounded = chunk.kind is ChunkKind.AUTOCOMMIT
+    if unbounded:
+        db.set_lock_timeout(conn, "0")
+    try:
+        _execute(conn, chunk)
+    finally:
+        if not conn.broken and conn.info.transaction_status == TransactionStatus.INERROR:
+            conn.execute("ROLLBACK")  # the chunk's own BEGIN left a failed transaction open
+        if unbounded and not conn.broken:
+            db.set_lock_timeout(conn, lock_timeout)
+    file = step.migration.file
+    journal.advance(conn, file.schema, table, file.version, chunk.index)
+
+
+def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: Reporter) -> None:
+    """Run, retrying with a doubling delay while the chunk fails on lock_timeout (55P03)."""
+    for attempt in range(options.lock_retries + 1):
+        try:
+            run()
+            return
+        except _ChunkError as failure:
+            if not isinstance(failure.error, pg_errors.LockNotAvailable):
+                raise
+            if attempt == options.lock_retries:
+                raise
+            delay = options.retry_delay * 2**attempt
+            reporter.chunk_retry(step, failure.chunk, attempt + 1, delay)
+            time.sleep(delay)
+
+
+def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> MigrationFailed:
+    """Describe the failure and mark the journal row failed, if the session is still there."""
+    error = describe(step.migration, failure.chunk, failure.error)
+    file = step.migration.file
+    if conn.broken or conn.closed:
+        error.hint = (
+            "The connection to the server was lost, so the journal still says 'running'; "
+            "the next run resumes at the first chunk not recorded as done."
+        )
+        return error
+    lines = [error.message]
+    if error.detail:
+        lines.append(f"DETAIL: {error.detail}")
+    if error.hint:
+        lines.append(f"HINT: {error.hint}")
+    if error.sqlstate:
+        lines[0] = f"{error.message} [SQLSTATE {error.sqlstate}]"
+    journal.fail(conn, file.schema, table, file.version, "\n".join(lines))
+    return error
+
+
+def describe(migration: Migration, chunk: Chunk, error: psycopg.Error) -> MigrationFailed:
+    """A server error as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt."""
+    text = migration.file.text
+    position = error.diag.statement_position
+    if position and position.isdigit():
+        line, column = sqlfile.line_column(text, chunk.start + int(position) - 1)
+    else:
+        line, column = chunk.line, 1
+    location = f"{migration.file.path}:{line}:{column}"
+    message = error.diag.message_primary or " ".join(str(error).split()) or type(error).__name__
+    hint = error.diag.message_hint or ""
+    if isinstance(error, pg_errors.ActiveSqlTransaction):
+        hint = hint or "This statement cannot run inside a transaction: give it a chunk of its own."
+    return MigrationFailed(
+        f"{location}: chunk {chunk.index} of {len(migration.chunks)} failed: {message}",
+        location=location,
+        sqlstate=error.sqlstate,
+        detail=error.diag.message_detail,
+        hint=hint,
+        excerpt=sqlfile.excerpt(text, line),
+    )

@@ -1,0 +1,413 @@
+"""PURE. Migration files: name rule, UTF-8 check, normalization, hashes, directives, splitter.
+
+The lexer knows just enough of PostgreSQL's to find breakpoint markers and semicolons outside
+string literals (plain, E'', U&'', B'', X'', N''), quoted identifiers, dollar-quoted bodies
+and nested block comments, and to read each statement's leading keywords.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from migrator.errors import BadMigrationFile
+from migrator.model import Chunk, ChunkKind, Migration, SqlFile, TxMode
+
+MARKER = "--> statement-breakpoint"
+NAME = re.compile(r"(\d+)_([^/\\]+)\.sql")
+BOM = b"\xef\xbb\xbf"
+
+_IDENT = r"A-Za-z_\x80-\U0010ffff"
+_TOKEN = re.compile(
+    rf"""
+      (?P<space>[ \t\n\r\f\v]+)
+    | (?P<comment>--[^\n]*)
+    | (?P<block>/\*)
+    | (?P<estring>[eE]')
+    | (?P<string>(?:[uU]&|[bBxXnN])?')
+    | (?P<ident>(?:[uU]&)?")
+    | (?P<dollar>\$(?:[{_IDENT}][{_IDENT}0-9]*)?\$)
+    | (?P<word>[{_IDENT}][{_IDENT}0-9$]*)
+    | (?P<semi>;)
+    | (?P<open>\()
+    | (?P<close>\))
+    | (?P<other>\$[0-9]+|[0-9.]+|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_STRING_BODY = re.compile(r"(?:[^']++|'')*+'")
+_ESTRING_BODY = re.compile(r"(?:[^'\\]++|\\.|'')*+'", re.DOTALL)
+_IDENT_BODY = re.compile(r'(?:[^"]++|"")*+"')
+_BLOCK_EDGE = re.compile(r"/\*|\*/")
+_DIRECTIVE = re.compile(r"--\s*migrator:(.*)")
+_DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a piece: where its first token starts and its top-level words."""
+
+    start: int
+    words: tuple[str, ...]  # lower-cased keywords and identifiers outside parentheses
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """The raw text between two markers: text[start:end], with its statements."""
+
+    start: int
+    end: int
+    statements: tuple[Statement, ...]
+
+
+class LexError(Exception):
+    """The text cannot be split: an unterminated literal or comment at `offset`."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def parse_name(filename: str) -> tuple[int, str] | None:
+    """`0001_accounts.sql` -> (1, "accounts"); None when the name does not fit the rule."""
+    match = NAME.fullmatch(filename)
+    return (int(match[1]), match[2]) if match else None
+
+
+def normalize(data: bytes, path: str) -> str:
+    """Decode UTF-8 without a BOM and turn CRLF/CR into LF; BadMigrationFile names the byte."""
+    skipped = len(BOM) if data.startswith(BOM) else 0
+    try:
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMigrationFile(
+            [f"{path}: invalid UTF-8 at byte offset {exc.start + skipped}"],
+            hint="Save the file as UTF-8.",
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line, column = line_column(text, nul)
+        raise BadMigrationFile([f"{path}:{line}:{column}: NUL byte (PostgreSQL cannot take it)"])
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def sha256(text: str) -> str:
+    """Hex sha256 of the UTF-8 text: the hash Drizzle records for an LF file."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read(schema: str, filename: str, path: str, data: bytes) -> SqlFile:
+    """Turn a file's name and bytes into a SqlFile; BadMigrationFile when either is wrong."""
+    parsed = parse_name(filename)
+    if parsed is None:
+        raise BadMigrationFile(
+            [f"{path}: name does not fit <version>_<name>.sql (e.g. 0001_create_accounts.sql)"]
+        )
+    text = normalize(data, path)
+    return SqlFile(schema, parsed[0], filename, path, text, sha256(text))
+
+
+def line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset in the text."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def split(text: str) -> tuple[Piece, ...]:
+    """Split on markers outside literals and comments; pieces and markers rejoin to the text."""
+    pieces: list[Piece] = []
+    statements: list[Statement] = []
+    piece_start = 0
+    words: list[str] = []
+    statement_start = -1
+    paren_depth = 0
+    begin_depth = 0
+    pos = 0
+    size = len(text)
+
+    def end_statement() -> None:
+        nonlocal words, statement_start, paren_depth, begin_depth
+        if statement_start >= 0:
+            statements.append(Statement(statement_start, tuple(words)))
+        words, statement_start, paren_depth, begin_depth = [], -1, 0, 0
+
+    while pos < size:
+        match = _TOKEN.match(text, pos)
+        assert match is not None  # the last alternative matches any character
+        kind = match.lastgroup
+        start, pos = pos, match.end()
+        if kind == "space":
+            continue
+        if kind == "comment":
+            if text.startswith(MARKER, start):
+                end_statement()
+                pieces.append(Piece(piece_start, start, tuple(statements)))
+                statements, piece_start = [], pos
+            continue
+        if kind == "block":
+            pos = _skip_block_comment(text, start)
+            continue
+        if statement_start < 0:
+            statement_start = start
+        if kind == "word":
+            word = match[0].lower()
+            if paren_depth == 0:
+                words.append(word)
+                if begin_depth or word == "begin":
+                    begin_depth = _track_atomic_body(words, word, begin_depth)
+        elif kind == "semi":
+            if paren_depth == 0 and begin_depth == 0:
+                if len(words) == 0 and statement_start == start:
+                    statement_start = -1  # an empty statement
+                end_statement()
+        elif kind == "open":
+            paren_depth += 1
+        elif kind == "close":
+            paren_depth = max(0, paren_depth - 1)
+        elif kind in ("string", "estring", "ident", "dollar"):
+            pos = _skip_literal(text, kind, match[0], start, pos)
+    end_statement()
+    pieces.append(Piece(piece_start, size, tuple(statements)))
+    return tuple(pieces)
+
+
+def _skip_block_comment(text: str, start: int) -> int:
+    depth, pos = 0, start
+    while True:
+        edge = _BLOCK_EDGE.search(text, pos)
+        if edge is None:
+            raise LexError("unterminated /* comment", start)
+        depth += 1 if edge[0] == "/*" else -1
+        pos = edge.end()
+        if depth == 0:
+            return pos
+
+
+def _skip_literal(text: str, kind: str, opener: str, start: int, pos: int) -> int:
+    if kind == "dollar":
+        close = text.find(opener, pos)
+        if close < 0:
+            raise LexError(f"unterminated dollar-quoted body {opener}", start)
+        return close + len(opener)
+    body = {"string": _STRING_BODY, "estring": _ESTRING_BODY, "ident": _IDENT_BODY}[kind]
+    match = body.match(text, pos)
+    if match is None:
+        what = "quoted identifier" if kind == "ident" else "string literal"
+        raise LexError(f"unterminated {what}", start)
+    return match.end()
+
+
+def _track_atomic_body(words: list[str], word: str, depth: int) -> int:
+    """Depth of a BEGIN ATOMIC ... END body (CREATE FUNCTION/PROCEDURE), as psql tracks it."""
+    head = words[:4]
+    routine = head[:2] in (["create", "function"], ["create", "procedure"]) or head[:4] in (
+        ["create", "or", "replace", "function"],
+        ["create", "or", "replace", "procedure"],
+    )
+    if not routine:
+        return 0
+    if word == "begin":
+        return depth + 1
+    if word == "case" and depth:
+        return depth + 1
+    if word == "end" and depth:
+        return depth - 1
+    return depth
+
+
+def autocommit_reason(words: tuple[str, ...]) -> str:
+    """Why PostgreSQL refuses this statement inside a transaction block ("" if it does not)."""
+    first, rest = (words[0], words[1:]) if words else ("", ())
+    second = rest[0] if rest else ""
+    if first == "vacuum":
+        return "VACUUM"
+    if first in ("create", "drop"):
+        if second in ("database", "tablespace", "subscription"):
+            return f"{first} {second}".upper()
+        if "index" in rest[:2] and "concurrently" in rest[1:3]:
+            return f"{first} index concurrently".upper()
+    if first == "reindex" and (
+        "concurrently" in rest[:2] or second in ("schema", "database", "system")
+    ):
+        return "REINDEX " + ("CONCURRENTLY" if "concurrently" in rest[:2] else second.upper())
+    if first == "alter":
+        if second == "system":
+            return "ALTER SYSTEM"
+        if second == "table" and "detach" in rest and words[-1] in ("concurrently", "finalize"):
+            return f"ALTER TABLE ... DETACH PARTITION {words[-1].upper()}"
+        if second == "database" and "tablespace" in rest:
+            return "ALTER DATABASE ... SET TABLESPACE"
+    if first == "cluster" and len(rest) <= 1 and rest[:1] in ((), ("verbose",)):
+        return "CLUSTER"
+    if first in ("commit", "rollback") and second == "prepared":
+        return f"{first} prepared".upper()
+    return ""
+
+
+_OPENS = {"begin", "start"}
+_ENDS = {"commit", "end", "rollback", "abort"}
+
+
+def _transaction_control(words: tuple[str, ...]) -> str:
+    """'open', 'close', 'inner' (SAVEPOINT...) or '' for a statement's transaction role."""
+    first = words[0] if words else ""
+    second = words[1] if len(words) > 1 else ""
+    if first == "begin" or (first == "start" and second == "transaction"):
+        return "open"
+    if first == "rollback" and second == "to":
+        return "inner"
+    if first in _ENDS and second != "prepared":
+        return "close"
+    if first in ("savepoint", "release"):
+        return "inner"
+    return ""
+
+
+def classify(statements: tuple[Statement, ...]) -> tuple[ChunkKind, str, str, int]:
+    """Kind and reason of a chunk, or a problem and the offending statement's offset."""
+    for statement in statements:
+        reason = autocommit_reason(statement.words)
+        if reason and len(statements) > 1:
+            problem = (
+                f"{reason} shares its chunk with {len(statements) - 1} other statement(s); "
+                "PostgreSQL runs a multi-statement chunk as one transaction, where it cannot run: "
+                "give it a chunk of its own (add --> statement-breakpoint before and after it)"
+            )
+            return ChunkKind.AUTOCOMMIT, reason, problem, statement.start
+        if reason:
+            return ChunkKind.AUTOCOMMIT, reason, "", statement.start
+    roles = [(s, _transaction_control(s.words)) for s in statements]
+    if not any(role for _, role in roles):
+        return ChunkKind.TRANSACTIONAL, "", "", statements[0].start
+    is_open = False
+    for statement, role in roles:
+        word = statement.words[0].upper()
+        if role == "open" and is_open:
+            return ChunkKind.SELF_MANAGED, "", f"{word} inside an open transaction", statement.start
+        if role in ("close", "inner") and not is_open:
+            problem = f"{word} without a BEGIN in the same chunk"
+            return ChunkKind.SELF_MANAGED, "", problem, statement.start
+        if role == "open":
+            is_open = True
+        elif role == "close":
+            is_open = False
+    if is_open:
+        problem = "this chunk opens a transaction and does not end it: add COMMIT at its end"
+        return ChunkKind.SELF_MANAGED, "", problem, statements[-1].start
+    return ChunkKind.SELF_MANAGED, "BEGIN ... COMMIT", "", statements[0].start
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """What a file's leading `-- migrator:` comment lines say."""
+
+    mode: TxMode = TxMode.STATEMENT
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    always_run: bool = False
+
+
+def read_directives(text: str, path: str, *, allowed: frozenset[str]) -> tuple[Directives, int]:
+    """Parse the leading comment lines; returns the directives and where the header ends."""
+    mode, timeouts, always_run = TxMode.STATEMENT, dict[str, str](), False
+    problems: list[str] = []
+    offset = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            break
+        offset += len(line) + 1
+        match = _DIRECTIVE.match(stripped)
+        if match is None:
+            continue
+        word, _, value = match[1].strip().partition("=")
+        word, value = word.strip(), value.strip()
+        where = f"{path}:{number}"
+        if word not in allowed:
+            known = ", ".join(sorted(allowed))
+            problems.append(f"{where}: unknown directive '{word}' (known: {known})")
+        elif word in ("single-transaction", "no-transaction"):
+            new_mode = TxMode(word)
+            if value or (mode is not TxMode.STATEMENT and mode is not new_mode):
+                problems.append(f"{where}: '{word}' takes no value and excludes the other mode")
+            mode = new_mode
+        elif word == "always-run":
+            always_run = True
+        elif not _DURATION.fullmatch(value):
+            problems.append(f"{where}: {word} needs a duration such as 30s, 500ms or 5min")
+        else:
+            timeouts[word] = value.replace(" ", "")
+    if problems:
+        raise BadMigrationFile(problems)
+    directives = Directives(
+        mode, timeouts.get("lock-timeout"), timeouts.get("statement-timeout"), always_run
+    )
+    return directives, min(offset, len(text))
+
+
+MIGRATION_DIRECTIVES = frozenset(
+    {"single-transaction", "no-transaction", "lock-timeout", "statement-timeout"}
+)
+
+
+def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> Migration:
+    """Split a file into chunks and check them; BadMigrationFile lists every problem found."""
+    directives, header_end = read_directives(file.text, file.path, allowed=allowed)
+    text = file.text
+    try:
+        pieces = split(text)
+    except LexError as exc:
+        line, column = line_column(text, exc.offset)
+        raise BadMigrationFile(
+            [f"{file.path}:{line}:{column}: {exc} (it would swallow the rest of the file)"]
+        ) from None
+    problems: list[str] = []
+    chunks: list[Chunk] = []
+    for piece in pieces:
+        if not piece.statements:
+            continue
+        kind, reason, problem, offset = classify(piece.statements)
+        line, column = line_column(text, offset)
+        index = len(chunks) + 1
+        if problem:
+            problems.append(f"{file.path}:{line}:{column}: chunk {index}: {problem}")
+        elif directives.mode is TxMode.SINGLE and kind is not ChunkKind.TRANSACTIONAL:
+            problems.append(
+                f"{file.path}:{line}:{column}: chunk {index}: {reason} cannot run in a "
+                "single-transaction file: remove the directive or move the statement"
+            )
+        sql = text[piece.start : piece.end]
+        first_line = line_column(text, piece.statements[0].start)[0]
+        statements = len(piece.statements)
+        chunks.append(
+            Chunk(index, sql, piece.start, first_line, sha256(sql), statements, kind, reason)
+        )
+    problems.extend(_misplaced_directives(text, header_end, file.path))
+    if problems:
+        raise BadMigrationFile(problems)
+    return Migration(
+        file, directives.mode, tuple(chunks), directives.lock_timeout, directives.statement_timeout
+    )
+
+
+def _misplaced_directives(text: str, header_end: int, path: str) -> list[str]:
+    problems = []
+    for match in re.finditer(r"^[ \t]*--[ \t]*migrator:", text[header_end:], re.MULTILINE):
+        line = line_column(text, header_end + match.start())[0]
+        problems.append(
+            f"{path}:{line}: a migrator directive below the file's leading comments is ignored "
+            "by PostgreSQL and by migrator: move it to the top of the file"
+        )
+    return problems
+
+
+def excerpt(text: str, line: int, *, around: int = 2) -> str:
+    """The lines around `line`, numbered, with a caret gutter on `line` itself."""
+    lines = text.split("\n")
+    first, last = max(1, line - around), min(len(lines), line + around)
+    width = len(str(last))
+    return "\n".join(
+        f"{'>' if number == line else ' '} {number:>{width}} | {lines[number - 1]}"
+        for number in range(first, last + 1)
+    )

@@ -1,0 +1,364 @@
+"""`migrate`, `status` and `validate` against a real database: journal rows and data asserted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import REPO, Database, cli, write
+
+MARK = "--> statement-breakpoint"
+
+
+def chunks(*statements: str) -> str:
+    return f"\n{MARK}\n".join(statements) + "\n"
+
+
+def test_example_project_applies_once_and_then_has_nothing_to_do(
+    database: Database, tmp_path: Path
+) -> None:
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    first = cli("migrate", url=database.url)
+    assert first.exit_code == 0, first.output
+    for schema, files in (("public", 3), ("pricing", 2), ("sale", 2)):
+        rows = database.journal(schema)
+        assert len(rows) == files
+        assert all(status == "applied" and done == total for _, status, done, total in rows)
+    assert database.scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
+    assert database.scalar("SELECT to_regclass('sale.order_line_product_id_idx') IS NOT NULL")
+    labels = database.query("SELECT unnest(enum_range(NULL::pricing.price_kind))::text")
+    assert [label for (label,) in labels] == ["list", "sale", "promo"]
+    finished = database.query("SELECT finished_at FROM sale.__migrations ORDER BY version")
+
+    second = cli("migrate", url=database.url)
+    assert second.exit_code == 0, second.output
+    assert "nothing to do" in second.stdout
+    assert database.query("SELECT finished_at FROM sale.__migrations ORDER BY version") == finished
+
+
+def test_failing_chunk_is_journaled_and_the_fixed_file_resumes_there(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_items.sql"
+    write(
+        tmp_path,
+        {
+            path: chunks(
+                "CREATE TABLE item (id int PRIMARY KEY)",
+                "INSERT INTO item VALUES (1)",
+                "INSERT INTO item\nSELECT id FROM no_such_table",
+                "INSERT INTO item VALUES (4)",
+            )
+        },
+    )
+    failed = cli("migrate", url=database.url)
+    assert failed.exit_code == 1
+    assert f"{path}:6:16: chunk 3 of 4 failed" in failed.stderr
+    assert "42P01" in failed.stderr
+    assert database.journal() == [(1, "failed", 2, 4)]
+    assert "no_such_table" in database.scalar("SELECT error FROM public.__migrations")
+    assert database.query("SELECT id FROM item") == [(1,)]
+
+    write(
+        tmp_path,
+        {
+            path: chunks(
+                "CREATE TABLE item (id int PRIMARY KEY)",
+                "INSERT INTO item VALUES (1)",
+                "INSERT INTO item VALUES (3)",
+                "INSERT INTO item VALUES (4)",
+            )
+        },
+    )
+    fixed = cli("migrate", url=database.url)
+    assert fixed.exit_code == 0, fixed.output
+    assert "resumed at chunk 3" in fixed.stderr
+    assert database.query("SELECT id FROM item ORDER BY id") == [(1,), (3,), (4,)]
+    assert database.journal() == [(1, "applied", 4, 4)]
+    stored = database.scalar("SELECT hash FROM public.__migrations")
+    assert stored == __import__("hashlib").sha256((tmp_path / path).read_bytes()).hexdigest()
+
+
+def test_editing_a_chunk_that_already_ran_refuses_to_resume(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_items.sql"
+    write(tmp_path, {path: chunks("CREATE TABLE item (id int)", "SELECT 1/0")})
+    assert cli("migrate", url=database.url).exit_code == 1
+    write(tmp_path, {path: chunks("CREATE TABLE item (id bigint)", "SELECT 1")})
+    refused = cli("migrate", url=database.url)
+    assert refused.exit_code == 3
+    assert "chunk(s) 1 changed after they ran" in refused.stderr
+    assert database.journal() == [(1, "failed", 1, 2)]
+    assert (
+        database.scalar(
+            "SELECT format_type(atttypid, NULL) FROM pg_attribute "
+            "WHERE attrelid = 'item'::regclass AND attname = 'id'"
+        )
+        == "integer"
+    )
+
+
+def test_drift_changed_and_missing_files_refuse_and_show(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": "CREATE TABLE a (id int);\n",
+            "sql/public/0002_b.sql": "CREATE TABLE b (id int);\n",
+        },
+    )
+    assert cli("migrate", url=database.url).exit_code == 0
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": "CREATE TABLE a (id bigint);\n",
+            "sql/public/0003_c.sql": "CREATE TABLE c (id int);\n",
+        },
+    )
+    (tmp_path / "sql/public/0002_b.sql").unlink()
+
+    refused = cli("migrate", url=database.url)
+    assert refused.exit_code == 3
+    assert "sql/public/0001_a.sql: changed since it was applied" in refused.stderr
+    assert "0002_b.sql: journaled as applied, but the file is gone" in refused.stderr
+    assert database.scalar("SELECT to_regclass('c')") is None
+
+    status = cli("status", url=database.url)
+    assert status.exit_code == 0
+    states = {line.split()[2]: line.split()[3] for line in status.stdout.splitlines()[2:-1]}
+    assert states == {"0001_a.sql": "changed", "0002_b.sql": "missing", "0003_c.sql": "pending"}
+    assert cli("status", "--check", url=database.url).exit_code == 3
+    assert cli("validate", url=database.url).exit_code == 3
+
+
+def test_crlf_checkout_of_an_applied_file_is_not_drift(database: Database, tmp_path: Path) -> None:
+    text = "CREATE TABLE a (id int);\n--> statement-breakpoint\nINSERT INTO a VALUES (1);\n"
+    write(tmp_path, {"sql/public/0001_a.sql": text})
+    assert cli("migrate", url=database.url).exit_code == 0
+    write(tmp_path, {"sql/public/0001_a.sql": "\ufeff" + text.replace("\n", "\r\n")})
+    again = cli("migrate", url=database.url)
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
+    assert cli("validate", url=database.url).exit_code == 0
+    assert database.query("SELECT id FROM a") == [(1,)]
+
+
+def test_concurrently_chunk_runs_outside_a_transaction(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": chunks(
+                "CREATE TABLE a (id int)",
+                "INSERT INTO a SELECT generate_series(1, 100)",
+                "CREATE INDEX CONCURRENTLY a_id_idx ON a (id)",
+                "DROP INDEX CONCURRENTLY a_id_idx;--> statement-breakpoint\n"
+                "CREATE UNIQUE INDEX CONCURRENTLY a_id_key ON a (id)",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.scalar(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'a_id_key'::regclass"
+    )
+    assert database.journal() == [(1, "applied", 5, 5)]
+
+
+def test_chunk_with_its_own_begin_commit_runs_unwrapped(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_mood.sql": chunks(
+                "CREATE TYPE mood AS ENUM ('sad', 'ok');\nCREATE TABLE person (m mood)",
+                "BEGIN;\nALTER TYPE mood RENAME TO mood_old;\nCREATE TYPE mood AS ENUM "
+                "('sad', 'ok', 'happy');\nALTER TABLE person ALTER COLUMN m TYPE mood USING "
+                "m::text::mood;\nDROP TYPE mood_old;\nCOMMIT;",
+                "INSERT INTO person VALUES ('happy')",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.query("SELECT m::text FROM person") == [("happy",)]
+    assert database.journal() == [(1, "applied", 3, 3)]
+
+
+def test_failing_self_managed_chunk_rolls_back_and_is_journaled(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": chunks(
+                "CREATE TABLE a (id int)",
+                "BEGIN;\nINSERT INTO a VALUES (1);\nINSERT INTO nope VALUES (2);\nCOMMIT;",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1
+    assert "sql/public/0001_a.sql:5:13" in result.stderr
+    assert database.query("SELECT * FROM a") == []
+    assert database.journal() == [(1, "failed", 1, 2)]
+
+
+def test_enum_value_added_in_one_chunk_is_usable_in_the_next(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_kind.sql": chunks(
+                "CREATE TYPE kind AS ENUM ('a')", "CREATE TABLE thing (k kind)"
+            ),
+            "sql/public/0002_kind_b.sql": chunks(
+                "ALTER TYPE kind ADD VALUE 'b'", "INSERT INTO thing VALUES ('b')"
+            ),
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.query("SELECT k::text FROM thing") == [("b",)]
+
+
+def test_single_transaction_file_is_all_or_nothing(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": "-- migrator: single-transaction\n"
+            + chunks("CREATE TABLE a (id int)", "INSERT INTO a VALUES (1)", "SELECT 1/0")
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1
+    assert "chunk 3 of 3 failed: division by zero" in result.stderr
+    assert database.scalar("SELECT to_regclass('a')") is None
+    assert database.journal() == [(1, "failed", 0, 3)]
+
+
+def test_no_transaction_file_keeps_chunks_before_the_failure(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": "-- migrator: no-transaction\n"
+            + chunks("CREATE TABLE a (id int)", "VACUUM a", "SELECT 1/0")
+        },
+    )
+    assert cli("migrate", url=database.url).exit_code == 1
+    assert database.scalar("SELECT to_regclass('a') IS NOT NULL")
+    assert database.journal() == [(1, "failed", 2, 3)]
+
+
+def test_comment_only_file_is_journaled_with_zero_chunks(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/0001_note.sql": "-- nothing yet\n/* really */\n"})
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert database.journal() == [(1, "applied", 0, 0)]
+
+
+def test_each_file_starts_from_a_clean_session(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_style.sql": "SET datestyle TO 'German';\n",
+            "sql/public/0002_dates.sql": "CREATE TABLE d AS SELECT DATE '2020-01-02'::text AS v;\n",
+        },
+    )
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert database.query("SELECT v FROM d") == [("2020-01-02",)]
+
+
+def test_to_stops_after_the_given_version(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {f"sql/public/000{n}_t{n}.sql": f"CREATE TABLE t{n} (id int);\n" for n in (1, 2, 3)},
+    )
+    assert cli("migrate", "--to", "2", url=database.url).exit_code == 0
+    assert [row[0] for row in database.journal()] == [1, 2]
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert [row[0] for row in database.journal()] == [1, 2, 3]
+
+
+def test_pending_version_below_an_applied_one_is_refused(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/0003_c.sql": "CREATE TABLE c (id int);\n"})
+    assert cli("migrate", url=database.url).exit_code == 0
+    write(tmp_path, {"sql/public/0002_b.sql": "CREATE TABLE b (id int);\n"})
+    refused = cli("migrate", url=database.url)
+    assert refused.exit_code == 3
+    assert "0002_b.sql: pending, but version 3 is already applied" in refused.stderr
+    assert database.scalar("SELECT to_regclass('b')") is None
+
+
+def test_schemas_run_public_first_and_names_that_need_quoting_work(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_base.sql": "CREATE TABLE public.base (id int PRIMARY KEY);\n",
+            "sql/Sales Dept/0001_ref.sql": "CREATE TABLE ref (id int REFERENCES public.base);\n",
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.scalar("""SELECT to_regclass('"Sales Dept".ref') IS NOT NULL""")
+    assert database.journal("Sales Dept") == [(1, "applied", 1, 1)]
+
+
+def test_schema_argument_limits_the_run(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"sql/a/0001_x.sql": "CREATE TABLE x ();\n", "sql/b/0001_y.sql": "CREATE TABLE y ();\n"},
+    )
+    assert cli("migrate", "b", url=database.url).exit_code == 0
+    assert database.scalar("SELECT to_regclass('a.__migrations')") is None
+    assert database.journal("b") == [(1, "applied", 1, 1)]
+
+
+def test_lock_timeout_is_retried_then_fails_with_the_journal_intact(
+    database: Database, tmp_path: Path
+) -> None:
+    database.query("CREATE TABLE busy (id int)")
+    write(tmp_path, {"sql/public/0001_alter.sql": "ALTER TABLE busy ADD COLUMN x int;\n"})
+    with psycopg.connect(database.url) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        result = cli(
+            "migrate",
+            url=database.url,
+            env={"MIGRATOR_LOCK_TIMEOUT": "100ms", "MIGRATOR_LOCK_RETRIES": "1"},
+        )
+    assert result.exit_code == 1
+    assert "retry 1" in result.stderr
+    assert "55P03" in result.stderr
+    assert database.journal() == [(1, "failed", 0, 1)]
+    assert "55P03" in database.scalar("SELECT error FROM public.__migrations")
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert database.journal() == [(1, "applied", 1, 1)]
+
+
+@pytest.mark.parametrize("directive", ["lock-timeout=100ms"])
+def test_lock_timeout_directive_applies_to_its_file(
+    database: Database, tmp_path: Path, directive: str
+) -> None:
+    database.query("CREATE TABLE busy (id int)")
+    write(
+        tmp_path,
+        {"sql/public/0001_alter.sql": f"-- migrator: {directive}\nALTER TABLE busy ADD x int;\n"},
+    )
+    with psycopg.connect(database.url) as blocker:
+        blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        result = cli(
+            "migrate",
+            url=database.url,
+            env={"MIGRATOR_LOCK_TIMEOUT": "1h", "MIGRATOR_LOCK_RETRIES": "0"},
+        )
+    assert result.exit_code == 1
+    assert database.journal() == [(1, "failed", 0, 1)]

@@ -1,0 +1,197 @@
+"""The pure planner and settings: table-driven, no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator import planner, settings, sqlfile
+from migrator.db import mask
+from migrator.errors import BadMigrationFile, DriftError
+from migrator.model import FileState, JournalRow, RowStatus, SqlFile
+
+MARK = "\n--> statement-breakpoint\n"
+
+
+def file(version: int, text: str = "SELECT 1;", schema: str = "public") -> SqlFile:
+    name = f"{version:04d}_f.sql"
+    return SqlFile(schema, version, name, f"sql/{schema}/{name}", text, sqlfile.sha256(text))
+
+
+def row(
+    source: SqlFile,
+    status: RowStatus = RowStatus.APPLIED,
+    done: int | None = None,
+    hash: str | None = None,
+) -> JournalRow:
+    migration = sqlfile.parse(source)
+    total = len(migration.chunks)
+    return JournalRow(
+        source.version,
+        source.name,
+        hash or source.hash,
+        migration.chunk_hashes,
+        status,
+        total,
+        total if done is None else done,
+    )
+
+
+ONE, TWO, THREE = file(1), file(2, "SELECT 2;" + MARK + "SELECT 3;"), file(3)
+
+
+@pytest.mark.parametrize(
+    ("files", "rows", "expected"),
+    [
+        pytest.param([ONE, TWO], [], ["pending", "pending"], id="nothing applied"),
+        pytest.param([ONE, TWO], [row(ONE)], ["applied", "pending"], id="one applied"),
+        pytest.param([ONE, TWO], [row(ONE, hash="0" * 64)], ["changed", "pending"], id="changed"),
+        pytest.param([ONE], [row(ONE), row(TWO)], ["applied", "missing"], id="missing"),
+        pytest.param(
+            [ONE, TWO, THREE],
+            [row(ONE), row(THREE)],
+            ["applied", "out-of-order", "applied"],
+            id="out of order",
+        ),
+        pytest.param(
+            [ONE, TWO],
+            [row(ONE), row(TWO, RowStatus.FAILED, 1)],
+            ["applied", "failed"],
+            id="failed",
+        ),
+        pytest.param(
+            [ONE, TWO],
+            [row(ONE), row(TWO, RowStatus.RUNNING, 1)],
+            ["applied", "running"],
+            id="interrupted",
+        ),
+        pytest.param([ONE], [row(ONE, RowStatus.BASELINE)], ["baseline"], id="baseline"),
+    ],
+)
+def test_assess_states(files: list[SqlFile], rows: list[JournalRow], expected: list[str]) -> None:
+    assert [status.state.value for status in planner.assess("public", files, rows)] == expected
+
+
+def test_failed_file_detail_names_the_chunk_and_the_error() -> None:
+    failed = row(TWO, RowStatus.FAILED, 1)
+    failed = JournalRow(**{**{f: getattr(failed, f) for f in failed.__slots__}, "error": "boom\nx"})
+    (status,) = planner.assess("public", [TWO], [failed])
+    assert status.detail == "failed at chunk 2 of 2: boom"
+
+
+def test_plan_takes_pending_and_resumes_failed_files_in_version_order() -> None:
+    plans = planner.plan({"public": [ONE, TWO, THREE]}, {"public": [row(TWO, RowStatus.FAILED, 1)]})
+    assert [(step.migration.file.version, step.chunks_done) for step in plans[0].steps] == [
+        (1, 0),
+        (2, 1),
+        (3, 0),
+    ]
+
+
+def test_plan_stops_at_to() -> None:
+    plans = planner.plan({"public": [ONE, TWO, THREE]}, {}, to=2)
+    assert [step.migration.file.version for step in plans[0].steps] == [1, 2]
+
+
+def test_plan_refuses_drift_in_any_schema_naming_every_offender() -> None:
+    other = file(1, schema="sale")
+    with pytest.raises(DriftError) as caught:
+        planner.plan(
+            {"public": [ONE, TWO], "sale": []},
+            {"public": [row(ONE, hash="0" * 64)], "sale": [row(other)]},
+        )
+    assert caught.value.problems == [
+        "sql/public/0001_f.sql: changed since it was applied",
+        "sale/0001_f.sql: journaled as applied, but the file is gone",
+    ]
+
+
+def test_out_of_order_is_allowed_on_request() -> None:
+    plans = planner.plan(
+        {"public": [ONE, TWO, THREE]}, {"public": [row(ONE), row(THREE)]}, allow_out_of_order=True
+    )
+    assert [step.migration.file.version for step in plans[0].steps] == [2]
+
+
+def test_resume_is_refused_when_a_done_chunk_changed_but_allowed_for_undone_ones() -> None:
+    failed = row(TWO, RowStatus.FAILED, 1)
+    edited_later = file(2, "SELECT 2;" + MARK + "SELECT 33;")
+    plans = planner.plan({"public": [edited_later]}, {"public": [failed]})
+    assert plans[0].steps[0].chunks_done == 1
+    edited_done = file(2, "SELECT 22;" + MARK + "SELECT 3;")
+    with pytest.raises(DriftError) as caught:
+        planner.plan({"public": [edited_done]}, {"public": [failed]})
+    assert "chunk(s) 1 changed after they ran" in caught.value.problems[0]
+
+
+def test_plan_parses_only_what_it_will_run() -> None:
+    broken = file(1, "SELECT 'never closed")
+    applied = JournalRow(1, broken.name, broken.hash, (), RowStatus.APPLIED, 1, 1)
+    assert planner.plan({"public": [broken]}, {"public": [applied]})[0].steps == ()
+    with pytest.raises(BadMigrationFile):
+        planner.plan({"public": [broken]}, {})
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "shown"),
+    [
+        ("postgresql://app:pw@db.example:6432/shop", "postgresql://app:***@db.example:6432/shop"),
+        ("postgresql://app@db/shop", "postgresql://app@db/shop"),
+        ("host=db user=app password=pw dbname=shop", "postgresql://app:***@db/shop"),
+        (
+            "postgresql://postgres:@/postgres?host=/tmp/x",
+            "postgresql://postgres@/postgres?host=/tmp/x",
+        ),
+        ("not a url", "(an invalid connection string)"),
+    ],
+)
+def test_mask_never_shows_the_password(conninfo: str, shown: str) -> None:
+    assert mask(conninfo) == shown
+
+
+@pytest.mark.parametrize(
+    ("environ", "conninfo"),
+    [
+        (
+            {"MIGRATOR_DATABASE_URL": "postgresql://a/x", "DATABASE_URL": "postgresql://b/y"},
+            "postgresql://a/x",
+        ),
+        ({"DATABASE_URL": "postgresql://b/y"}, "postgresql://b/y"),
+        ({"PGHOST": "db"}, ""),
+        ({}, None),
+    ],
+)
+def test_connection_target_precedence(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], conninfo: str | None
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    found = settings.target(settings.load(), environ)
+    assert (found.conninfo if found else None) == conninfo
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATOR_SQL_DIR", "from_env")
+    monkeypatch.setenv("MIGRATOR_SCHEMAS", "sale, public")
+    loaded = settings.load(sql_dir="from_flag")
+    assert str(loaded.sql_dir) == "from_flag"
+    assert loaded.schemas == ("sale", "public")
+
+
+def test_schema_order_puts_configured_then_public_then_names() -> None:
+    from migrator.discovery import schema_order
+
+    assert schema_order(["sale", "public", "pricing", "audit"], ()) == [
+        "public",
+        "audit",
+        "pricing",
+        "sale",
+    ]
+    assert schema_order(["sale", "public", "pricing"], ("sale",)) == ["sale", "public", "pricing"]
+
+
+def test_file_state_problem_flags() -> None:
+    assert {state for state in FileState if planner.FileStatus("s", 1, "n", state).is_problem} == {
+        FileState.CHANGED,
+        FileState.MISSING,
+        FileState.OUT_OF_ORDER,
+    }
