@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EMBEDDED := env -u MIGRATOR_DATABASE_URL -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT \
 	-u PGDATABASE -u PGUSER -u PGSERVICE MIGRATOR_ENV=development
 
-.PHONY: install test check lint demo migrate status clean
+.PHONY: install test check lint demo migrate seed status clean
 
 install: $(STAMP)
 
@@ -29,10 +29,14 @@ check: lint test
 
 demo: install
 	$(EMBEDDED) $(BIN)/migrator migrate
+	$(EMBEDDED) $(BIN)/migrator seed
 	$(EMBEDDED) $(BIN)/migrator status
 
 migrate: install
 	$(BIN)/migrator migrate
+
+seed: install
+	$(BIN)/migrator seed
 
 status: install
 	$(BIN)/migrator status

@@ -35,6 +35,7 @@ class Globals:
 
     database_url: str | None
     sql_dir: Path | None
+    seeds_dir: Path | None
     env: str | None
     quiet: bool
     verbose: bool
@@ -64,6 +65,10 @@ def main_options(
             "--sql-dir", help="Migrations folder, one subfolder per schema (default: sql)"
         ),
     ] = None,
+    seeds_dir: Annotated[
+        Path | None,
+        typer.Option("--seeds-dir", help="Seed processes folder (default: seeds)"),
+    ] = None,
     env: Annotated[
         str | None,
         typer.Option("--env", help="development, staging or production (default: development)"),
@@ -76,7 +81,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Global options, given before the command."""
-    ctx.obj = Globals(database_url, sql_dir, env, quiet, verbose)
+    ctx.obj = Globals(database_url, sql_dir, seeds_dir, env, quiet, verbose)
 
 
 Schemas = Annotated[
@@ -115,7 +120,10 @@ def _settings(ctx: typer.Context) -> Settings:
 
     options: Globals = ctx.obj
     return settings.load(
-        database_url=options.database_url, sql_dir=options.sql_dir, env=options.env
+        database_url=options.database_url,
+        sql_dir=options.sql_dir,
+        seeds_dir=options.seeds_dir,
+        env=options.env,
     )
 
 
@@ -180,13 +188,14 @@ def status(
     ] = False,
 ) -> None:
     """Show every migration: applied, pending, failed at chunk k, changed or missing."""
-    from migrator import db, journal, planner
+    from migrator import db, journal, planner, seeds
     from migrator.model import FileState
 
     output = _output(ctx)
     with reported_errors(output):
         config = _settings(ctx)
         files = _files(config, schemas)
+        seed_files = [] if schemas else seeds.discover(config.seeds_dir)
         with _connect(config, output) as conn:
             statuses = [
                 status
@@ -196,16 +205,25 @@ def status(
                 )
             ]
             output.status(db.mask(conn.info.dsn), statuses)
+            seed_states = seeds.assess(
+                seed_files, journal.read_seeds(conn, config.seeds_table) or {}
+            )
+            if seed_states:
+                output.seed_status(seed_states)
         open_work = [s for s in statuses if s.state not in (FileState.APPLIED, FileState.BASELINE)]
-        if check and open_work:
-            raise PendingWork(f"{len(open_work)} migration(s) pending, failed or drifted")
+        open_seeds = [s for s in seed_states if s.state in ("pending", "FAIL")]
+        if check and (open_work or open_seeds):
+            raise PendingWork(
+                f"{len(open_work)} migration(s) and {len(open_seeds)} seed process(es) "
+                "pending, failed or drifted"
+            )
 
 
 @app.command()
 def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
     """Check every file parses and matches the journal; exit 3 on drift."""
     from migrator import journal, planner, sqlfile
-    from migrator.errors import BadMigrationFile
+    from migrator.errors import BadFile
 
     output = _output(ctx)
     with reported_errors(output):
@@ -216,10 +234,10 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
             for file in found:
                 try:
                     sqlfile.parse(file)
-                except BadMigrationFile as exc:
+                except BadFile as exc:
                     problems.extend(exc.problems)
         if problems:
-            raise BadMigrationFile(problems)
+            raise BadFile(problems)
         with _connect(config, output) as conn:
             drift = [
                 f"{status.path or status.name}: {status.detail}"
@@ -233,6 +251,42 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
             raise DriftError("the migrations on disk disagree with the journal", problems=drift)
         count = sum(len(found) for found in files.values())
         output.out.print(f"ok: {count} migration files parse and match the journal")
+
+
+@app.command()
+def seed(
+    ctx: typer.Context,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run just this process (repeatable), whatever its status."),
+    ] = None,
+    clean: Annotated[
+        bool, typer.Option("--clean", help="First call each process's clean(), last first.")
+    ] = False,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="After a failure, go on with the next process.")
+    ] = False,
+) -> None:
+    """Run the seed processes under seeds/ that are due; record SUCCESS or FAIL for each."""
+    from migrator import seeds
+
+    output = _output(ctx)
+    with reported_errors(output):
+        config = _settings(ctx)
+        processes, hooks = seeds.load(seeds.discover(config.seeds_dir), config.seeds_dir)
+        seeds.check_only(processes, only or ())
+        options = seeds.Options(
+            table=config.seeds_table,
+            only=tuple(only or ()),
+            clean=clean,
+            keep_going=keep_going,
+            lock_wait=config.lock_wait,
+            lock_timeout=config.lock_timeout,
+            statement_timeout=config.statement_timeout,
+        )
+        with _connect(config, output) as conn:
+            outcomes = seeds.seed(conn, processes, hooks, options, output)
+        output.seeded(outcomes)
 
 
 @app.command()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from migrator import sqlfile
-from migrator.errors import BadMigrationFile, ConfigError
+from migrator.errors import BadFile, ConfigError
 from migrator.model import SqlFile
 
 
@@ -37,7 +37,7 @@ def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
         elif entry.name.endswith(".sql"):
             strays.append(display(sql_dir / entry.name))
     if strays:
-        raise BadMigrationFile(
+        raise BadFile(
             [
                 f"{path}: migrations belong in a schema folder, e.g. {display(sql_dir)}/public/"
                 for path in sorted(strays)
@@ -58,7 +58,7 @@ def select_schemas(available: list[str], requested: tuple[str, ...]) -> list[str
 
 
 def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
-    """Every migration file of one schema, sorted by version; BadMigrationFile lists problems."""
+    """Every migration file of one schema, sorted by version; BadFile lists problems."""
     folder = sql_dir / schema
     prefix = display(folder)
     problems: list[str] = []
@@ -69,10 +69,10 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
         path = f"{prefix}/{entry.name}"
         try:
             if entry.is_dir():
-                raise BadMigrationFile([f"{path}: a folder named like a migration file"])
+                raise BadFile([f"{path}: a folder named like a migration file"])
             data = Path(entry.path).read_bytes()
             files.append(sqlfile.read(schema, entry.name, path, data))
-        except BadMigrationFile as exc:
+        except BadFile as exc:
             problems.extend(exc.problems)
         except OSError as exc:
             problems.append(f"{path}: cannot read ({exc.strerror or exc})")
@@ -83,21 +83,21 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
                 f"{before.path} and {after.path}: two files with version {after.version}"
             )
     if problems:
-        raise BadMigrationFile(problems, hint="Nothing was applied. Fix the files and run again.")
+        raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
     return tuple(files)
 
 
 def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
-    """The files of every schema; one BadMigrationFile naming every problem in all of them."""
+    """The files of every schema; one BadFile naming every problem in all of them."""
     found: dict[str, tuple[SqlFile, ...]] = {}
     problems: list[str] = []
     for schema in schemas:
         try:
             found[schema] = load_schema(sql_dir, schema)
-        except BadMigrationFile as exc:
+        except BadFile as exc:
             problems.extend(exc.problems)
     if problems:
-        raise BadMigrationFile(problems, hint="Nothing was applied. Fix the files and run again.")
+        raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
     return found
 
 

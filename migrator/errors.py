@@ -38,19 +38,25 @@ class MigrationFailed(MigratorError):
         self.excerpt = excerpt
 
 
+class SeedFailed(MigratorError):
+    """A seed process or hook failed; its writes were rolled back and FAIL recorded."""
+
+    exit_code = 1
+
+
 class ConfigError(MigratorError):
     """Bad settings, options or project layout."""
 
     exit_code = 2
 
 
-class BadMigrationFile(MigratorError):
-    """One or more migration files cannot be read, named or split; nothing ran."""
+class BadFile(MigratorError):
+    """One or more migration or seed files cannot be read, named, split or loaded; nothing ran."""
 
     exit_code = 2
 
     def __init__(self, problems: list[str], *, hint: str = "") -> None:
-        message = problems[0] if len(problems) == 1 else f"{len(problems)} bad migration files"
+        message = problems[0] if len(problems) == 1 else f"{len(problems)} problems in the files"
         super().__init__(message, hint=hint)
         self.problems = problems
 

@@ -7,7 +7,7 @@ from psycopg import sql
 from migrator import __version__
 from migrator.db import Connection, schema_exists
 from migrator.errors import ConfigError
-from migrator.model import JournalRow, Migration, RowStatus
+from migrator.model import JournalRow, Migration, RowStatus, SeedFile, SeedRow, SeedStatus
 
 COLUMNS = (
     "version, name, hash, chunk_hashes, status, chunks_total, chunks_done, error,"
@@ -142,3 +142,87 @@ def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> 
         + " WHERE version = %(version)s"
     ).format(table=table(schema, name))
     conn.execute(query, {"error": error, "version": version})
+
+
+_CREATE_SEEDS = """
+CREATE TABLE {table} (
+    name text PRIMARY KEY,
+    status text NOT NULL CHECK (status IN ('SUCCESS', 'FAIL')),
+    hash text NOT NULL,
+    always_run boolean NOT NULL DEFAULT false,
+    runs integer NOT NULL DEFAULT 0,
+    error text,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    duration_ms bigint,
+    applied_by text NOT NULL DEFAULT current_user
+)"""
+
+
+def read_seeds(conn: Connection, name: str) -> dict[str, SeedRow] | None:
+    """Every row of public."<name>" by process name; None when there is no seed journal yet."""
+    qualified = table("public", name).as_string(conn)
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+    if not exists or not exists[0]:
+        return None
+    query = sql.SQL(
+        "SELECT name, status, hash, always_run, runs, error, finished_at, duration_ms FROM {}"
+    ).format(table("public", name))
+    rows = {}
+    for row in conn.execute(query):
+        try:
+            status = SeedStatus(row[1])
+        except ValueError:
+            raise ConfigError(
+                f"seed journal {qualified} holds status '{row[1]}' for {row[0]}, "
+                "which this migrator does not know",
+                hint="A newer migrator wrote it: upgrade migrator.",
+            ) from None
+        rows[row[0]] = SeedRow(row[0], status, row[2], row[3], row[4], row[5], row[6], row[7])
+    return rows
+
+
+def ensure_seeds(conn: Connection, name: str) -> None:
+    """Create the seed journal in public."""
+    conn.execute(sql.SQL(_CREATE_SEEDS).format(table=table("public", name)))
+
+
+def record_seed(
+    conn: Connection,
+    name: str,
+    process: SeedFile,
+    status: SeedStatus,
+    *,
+    always_run: bool,
+    duration_ms: int,
+    error: str | None = None,
+) -> None:
+    """Record one run of a seed process: SUCCESS or FAIL, its hash, and one more run."""
+    query = sql.SQL(
+        "INSERT INTO {table} AS s (name, status, hash, always_run, runs, error, started_at,"
+        " finished_at, duration_ms, applied_by)"
+        " VALUES (%(name)s, %(status)s, %(hash)s, %(always_run)s, 1, %(error)s,"
+        " clock_timestamp() - %(ms)s * interval '1 millisecond', clock_timestamp(), %(ms)s,"
+        " current_user)"
+        " ON CONFLICT (name) DO UPDATE SET status = excluded.status, hash = excluded.hash,"
+        " always_run = excluded.always_run, runs = s.runs + 1, error = excluded.error,"
+        " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+        " duration_ms = excluded.duration_ms, applied_by = excluded.applied_by"
+    ).format(table=table("public", name))
+    conn.execute(
+        query,
+        {
+            "name": process.name,
+            "status": status.value,
+            "hash": process.hash,
+            "always_run": always_run,
+            "error": error,
+            "ms": duration_ms,
+        },
+    )
+
+
+def forget_seed(conn: Connection, name: str, process: str) -> None:
+    """Delete a process's row, so that it is pending again."""
+    query = sql.SQL("DELETE FROM {} WHERE name = %s").format(table("public", name))
+    conn.execute(query, (process,))

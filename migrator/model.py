@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -172,11 +172,64 @@ class ErrorPosition:
     column: int
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A `migrate` run's results, per schema in order."""
+class SeedKind(enum.Enum):
+    """What a seed process is written in."""
 
-    outcomes: tuple[FileOutcome, ...] = field(default_factory=tuple)
+    SQL = "sql"
+    PYTHON = "python"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFile:
+    """A seed process as discovered: `name` is its path under seeds/ without the extension."""
+
+    name: str
+    path: str  # as shown to users, e.g. "seeds/catalog/1_products.sql"
+    kind: SeedKind
+    text: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeedState:
+    """One line of the seeds part of `status`."""
+
+    name: str
+    state: str  # pending, SUCCESS, FAIL, changed, missing
+    path: str | None = None
+    row: SeedRow | None = None
+    detail: str = ""
+
+
+class SeedStatus(enum.Enum):
+    """The status column of the seed journal."""
+
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedRow:
+    """One row of public."__seeds"."""
+
+    name: str
+    status: SeedStatus
+    hash: str
+    always_run: bool
+    runs: int
+    error: str | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeedOutcome:
+    """What the seed run did with one process: ran, skipped, cleaned or failed."""
+
+    name: str
+    action: str
+    duration_ms: int = 0
+    error: str = ""
 
 
 class Reporter(Protocol):
@@ -187,6 +240,7 @@ class Reporter(Protocol):
     def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None: ...
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
+    def seed_done(self, outcome: SeedOutcome) -> None: ...
 
 
 class SilentReporter:
@@ -205,4 +259,7 @@ class SilentReporter:
         pass
 
     def file_done(self, outcome: FileOutcome) -> None:
+        pass
+
+    def seed_done(self, outcome: SeedOutcome) -> None:
         pass

@@ -11,25 +11,28 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.db import describe_holder
-from migrator.errors import BadMigrationFile, DriftError, MigrationFailed, MigratorError
+from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError
 from migrator.model import (
     Chunk,
     FileOutcome,
-    FileState,
     FileStatus,
     LockHolder,
+    SeedOutcome,
+    SeedState,
     Step,
 )
 
-_STATE_STYLE = {
-    FileState.APPLIED: "green",
-    FileState.BASELINE: "green",
-    FileState.PENDING: "yellow",
-    FileState.FAILED: "bold red",
-    FileState.RUNNING: "bold red",
-    FileState.CHANGED: "bold red",
-    FileState.MISSING: "bold red",
-    FileState.OUT_OF_ORDER: "bold red",
+_STYLE = {
+    "applied": "green",
+    "baseline": "green",
+    "SUCCESS": "green",
+    "pending": "yellow",
+    "changed": "bold red",
+    "missing": "bold red",
+    "failed": "bold red",
+    "FAIL": "bold red",
+    "running": "bold red",
+    "out-of-order": "bold red",
 }
 
 
@@ -86,6 +89,11 @@ class Output:
         chunks = f"{outcome.chunks_run} chunk{'s' if outcome.chunks_run != 1 else ''}"
         self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
 
+    def seed_done(self, outcome: SeedOutcome) -> None:
+        took = f" {_duration(outcome.duration_ms)}" if outcome.action != "skipped" else ""
+        reason = " (already SUCCESS)" if outcome.action == "skipped" else ""
+        self.info(f"{outcome.action} {outcome.name}{reason}{took}")
+
     # Results.
     def migrated(self, outcomes: Sequence[FileOutcome], files: int) -> None:
         """The closing line of `migrate`."""
@@ -117,27 +125,60 @@ class Output:
             for status in statuses
         ]
         headers = ("schema", "version", "file", "state", "chunks", "applied at", "took", "detail")
-        if self.out.is_terminal:
-            table = Table(title=f"migrations on {target}", title_justify="left")
-            for header in headers:
-                table.add_column(header, overflow="fold")
-            for row, status in zip(rows, statuses, strict=True):
-                style = _STATE_STYLE[status.state]
-                table.add_row(*row[:3], Text(row[3], style=style), *row[4:])
-            self.out.print(table)
-        else:
-            self.out.print(f"migrations on {target}", markup=False)
-            widths = [
-                max(len(text) for text in column) for column in zip(headers, *rows, strict=False)
-            ]
-            for row in (headers, *rows):
-                line = "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
-                self.out.print(line.rstrip(), markup=False)
+        self._table(f"migrations on {target}", headers, rows, 3)
         counts: dict[str, int] = {}
         for status in statuses:
             counts[status.state.value] = counts.get(status.state.value, 0) + 1
         summary = ", ".join(f"{count} {state}" for state, count in counts.items())
         self.out.print(summary or "no migration files", markup=False)
+
+    def seeded(self, outcomes: Sequence[SeedOutcome]) -> None:
+        """The closing line of `seed`."""
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        summary = ", ".join(f"{count} {action}" for action, count in counts.items())
+        self.out.print(f"seeds: {summary or 'no seed processes'}", markup=False)
+
+    def seed_status(self, states: Sequence[SeedState]) -> None:
+        """The seeds table of `status`."""
+        rows = [
+            (
+                state.name,
+                state.state,
+                str(state.row.runs) if state.row else "",
+                f"{state.row.finished_at:%Y-%m-%d %H:%M:%S}"
+                if state.row and state.row.finished_at
+                else "",
+                _duration(state.row.duration_ms) if state.row else "",
+                state.detail,
+            )
+            for state in states
+        ]
+        self._table("seeds", ("process", "state", "runs", "last run", "took", "detail"), rows, 1)
+
+    def _table(
+        self, title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], state: int
+    ) -> None:
+        """A table on a terminal, aligned plain columns otherwise; column `state` is coloured."""
+        if self.out.is_terminal:
+            table = Table(title=title, title_justify="left")
+            for header in headers:
+                table.add_column(header, overflow="fold")
+            for row in rows:
+                style = _STYLE.get(row[state], "")
+                cells = [
+                    Text(cell, style=style if i == state else "") for i, cell in enumerate(row)
+                ]
+                table.add_row(*cells)
+            self.out.print(table)
+            return
+        self.out.print(title, markup=False)
+        columns = zip(headers, *rows, strict=False)
+        widths = [max(len(text) for text in column) for column in columns]
+        for row in (headers, *rows):
+            line = "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
+            self.out.print(line.rstrip(), markup=False)
 
     def failure(self, error: MigratorError) -> None:
         """An expected error on stderr: one headline, then the context that helps fix it."""
@@ -150,7 +191,7 @@ class Output:
             if error.excerpt:
                 lines.append(Text(error.excerpt))
         if isinstance(error, DriftError) or (
-            isinstance(error, BadMigrationFile) and len(error.problems) > 1
+            isinstance(error, BadFile) and len(error.problems) > 1
         ):
             lines.extend(Text(f"  {problem}") for problem in error.problems)
         if error.hint:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from migrator import sqlfile
-from migrator.errors import BadMigrationFile, DriftError
+from migrator.errors import BadFile, DriftError
 from migrator.model import (
     FileState,
     FileStatus,
@@ -81,7 +81,7 @@ def plan(
                 continue
             try:
                 migration = sqlfile.parse(by_version[status.version])
-            except BadMigrationFile as exc:
+            except BadFile as exc:
                 bad.extend(exc.problems)
                 continue
             done = status.row.chunks_done if status.row else 0
@@ -91,7 +91,7 @@ def plan(
             steps.append(Step(migration, done))
         plans.append(Plan(schema, tuple(steps)))
     if bad:
-        raise BadMigrationFile(bad, hint="Nothing was applied. Fix the files and run again.")
+        raise BadFile(bad, hint="Nothing was applied. Fix the files and run again.")
     if drift:
         raise DriftError(
             "the migrations on disk disagree with the journal; nothing was applied",

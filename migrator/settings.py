@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from migrator.errors import ConfigError
 
 Environment = Literal["development", "staging", "production"]
-_DURATION = r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$"
+_DURATION = r"^[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?$"
 # libpq reads these when no URL is given; any of them counts as "a connection is configured".
 LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 

@@ -11,11 +11,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from migrator.errors import BadMigrationFile
+from migrator.errors import BadFile
 from migrator.model import Chunk, ChunkKind, Migration, SqlFile, TxMode
 
 MARKER = "--> statement-breakpoint"
-NAME = re.compile(r"(\d+)_([^/\\]+)\.sql")
+NAME = re.compile(r"([0-9]+)_([^/\\]+)\.sql")  # ASCII digits: int() takes any Unicode digit
 BOM = b"\xef\xbb\xbf"
 
 _IDENT = r"A-Za-z_\x80-\U0010ffff"
@@ -39,9 +39,15 @@ _TOKEN = re.compile(
 _STRING_BODY = re.compile(r"(?:[^']++|'')*+'")
 _ESTRING_BODY = re.compile(r"(?:[^'\\]++|\\.|'')*+'", re.DOTALL)
 _IDENT_BODY = re.compile(r'(?:[^"]++|"")*+"')
+# PostgreSQL continues a string over whitespace holding a newline (and -- comments) up to the
+# next quote; only an E'' string reads differently so (its escapes go on). A marker still splits.
+_NOT_MARKER = rf"--(?!{re.escape(MARKER[2:])})[^\n\r]*"
+_CONTINUATION = re.compile(
+    rf"(?:[ \t\f\v]|{_NOT_MARKER})*+[\n\r](?:[ \t\n\r\f\v]|{_NOT_MARKER}[\n\r])*+'"
+)
 _BLOCK_EDGE = re.compile(r"/\*|\*/")
 _DIRECTIVE = re.compile(r"--\s*migrator:(.*)")
-_DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?")
+_DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:us|ms|s|min|h|d)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +82,21 @@ def parse_name(filename: str) -> tuple[int, str] | None:
 
 
 def normalize(data: bytes, path: str) -> str:
-    """Decode UTF-8 without a BOM and turn CRLF/CR into LF; BadMigrationFile names the byte."""
+    """Decode UTF-8 without a BOM and turn CRLF/CR into LF; BadFile names the byte."""
     skipped = len(BOM) if data.startswith(BOM) else 0
     try:
         text = data[skipped:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadMigrationFile(
+        raise BadFile(
             [f"{path}: invalid UTF-8 at byte offset {exc.start + skipped}"],
             hint="Save the file as UTF-8.",
         ) from None
-    nul = text.find("\x00")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    nul = text.find("\x00")  # after the line ends are LF, so that line numbers are right
     if nul >= 0:
         line, column = line_column(text, nul)
-        raise BadMigrationFile([f"{path}:{line}:{column}: NUL byte (PostgreSQL cannot take it)"])
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise BadFile([f"{path}:{line}:{column}: NUL byte (PostgreSQL cannot take it)"])
+    return text
 
 
 def sha256(text: str) -> str:
@@ -98,10 +105,10 @@ def sha256(text: str) -> str:
 
 
 def read(schema: str, filename: str, path: str, data: bytes) -> SqlFile:
-    """Turn a file's name and bytes into a SqlFile; BadMigrationFile when either is wrong."""
+    """Turn a file's name and bytes into a SqlFile; BadFile when either is wrong."""
     parsed = parse_name(filename)
     if parsed is None:
-        raise BadMigrationFile(
+        raise BadFile(
             [f"{path}: name does not fit <version>_<name>.sql (e.g. 0001_create_accounts.sql)"]
         )
     text = normalize(data, path)
@@ -192,6 +199,8 @@ def _skip_literal(text: str, kind: str, opener: str, start: int, pos: int) -> in
         return close + len(opener)
     body = {"string": _STRING_BODY, "estring": _ESTRING_BODY, "ident": _IDENT_BODY}[kind]
     match = body.match(text, pos)
+    while kind == "estring" and match and (more := _CONTINUATION.match(text, match.end())):
+        match = body.match(text, more.end())
     if match is None:
         what = "quoted identifier" if kind == "ident" else "string literal"
         raise LexError(f"unterminated {what}", start)
@@ -339,7 +348,7 @@ def read_directives(text: str, path: str, *, allowed: frozenset[str]) -> tuple[D
         else:
             timeouts[word] = value.replace(" ", "")
     if problems:
-        raise BadMigrationFile(problems)
+        raise BadFile(problems)
     directives = Directives(
         mode, timeouts.get("lock-timeout"), timeouts.get("statement-timeout"), always_run
     )
@@ -352,14 +361,14 @@ MIGRATION_DIRECTIVES = frozenset(
 
 
 def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> Migration:
-    """Split a file into chunks and check them; BadMigrationFile lists every problem found."""
+    """Split a file into chunks and check them; BadFile lists every problem found."""
     directives, header_end = read_directives(file.text, file.path, allowed=allowed)
     text = file.text
     try:
         pieces = split(text)
     except LexError as exc:
         line, column = line_column(text, exc.offset)
-        raise BadMigrationFile(
+        raise BadFile(
             [f"{file.path}:{line}:{column}: {exc} (it would swallow the rest of the file)"]
         ) from None
     problems: list[str] = []
@@ -385,7 +394,7 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
         )
     problems.extend(_misplaced_directives(text, header_end, file.path))
     if problems:
-        raise BadMigrationFile(problems)
+        raise BadFile(problems)
     return Migration(
         file, directives.mode, tuple(chunks), directives.lock_timeout, directives.statement_timeout
     )

@@ -6,7 +6,7 @@ import pytest
 
 from migrator import planner, settings, sqlfile
 from migrator.db import mask
-from migrator.errors import BadMigrationFile, DriftError
+from migrator.errors import BadFile, DriftError
 from migrator.model import FileState, JournalRow, RowStatus, SqlFile
 
 MARK = "\n--> statement-breakpoint\n"
@@ -127,7 +127,7 @@ def test_plan_parses_only_what_it_will_run() -> None:
     broken = file(1, "SELECT 'never closed")
     applied = JournalRow(1, broken.name, broken.hash, (), RowStatus.APPLIED, 1, 1)
     assert planner.plan({"public": [broken]}, {"public": [applied]})[0].steps == ()
-    with pytest.raises(BadMigrationFile):
+    with pytest.raises(BadFile):
         planner.plan({"public": [broken]}, {})
 
 

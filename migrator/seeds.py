@@ -1,0 +1,377 @@
+"""Seed processes: discovery, loading, the clean phase, hooks, and the SUCCESS/FAIL journal."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+
+from migrator import db, journal, sqlfile
+from migrator.discovery import display
+from migrator.errors import BadFile, ConfigError, SeedFailed
+from migrator.model import (
+    ChunkKind,
+    Migration,
+    Reporter,
+    SeedFile,
+    SeedKind,
+    SeedOutcome,
+    SeedRow,
+    SeedState,
+    SeedStatus,
+    SqlFile,
+)
+from migrator.runner import describe
+
+SEED_NAME = re.compile(r"(\d+)_[^/\\]+\.(sql|py)")
+SEED_DIRECTIVES = frozenset({"always-run", "lock-timeout", "statement-timeout"})
+HOOKS = (
+    "before_cleanup",
+    "after_cleanup",
+    "before_migration",
+    "after_migration",
+    "on_success",
+    "on_error",
+)
+HOOKS_FILE = "_hooks.py"
+
+
+def discover(seeds_dir: Path) -> list[SeedFile]:
+    """Every process under seeds_dir, ordered by folder, then by its number; [] if no folder."""
+    if not seeds_dir.is_dir():
+        return []
+    found: list[tuple[tuple[str, ...], int, str, SeedFile]] = []
+    problems: list[str] = []
+    root = display(seeds_dir)
+    for folder, subfolders, names in os.walk(seeds_dir):
+        subfolders[:] = [name for name in subfolders if not name.startswith(("_", "."))]
+        parts = Path(folder).relative_to(seeds_dir).parts
+        for filename in names:
+            if filename.startswith(("_", ".")) or not filename.endswith((".sql", ".py")):
+                continue
+            relative = "/".join((*parts, filename))
+            path = f"{root}/{relative}"
+            match = SEED_NAME.fullmatch(filename)
+            if match is None:
+                problems.append(f"{path}: name does not fit <n>_<name>.sql or <n>_<name>.py")
+                continue
+            try:
+                text = sqlfile.normalize(Path(folder, filename).read_bytes(), path)
+            except BadFile as exc:
+                problems.extend(exc.problems)
+                continue
+            except OSError as exc:
+                problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+                continue
+            kind = SeedKind.SQL if match[2] == "sql" else SeedKind.PYTHON
+            seed = SeedFile(relative.rsplit(".", 1)[0], path, kind, text, sqlfile.sha256(text))
+            found.append((parts, int(match[1]), filename, seed))
+    if problems:
+        raise BadFile(problems, hint="Nothing was seeded. Fix the files and run again.")
+    found.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in found]
+
+
+def assess(files: Sequence[SeedFile], rows: Mapping[str, SeedRow]) -> list[SeedState]:
+    """The state of every seed process and every journal row whose file is gone."""
+    states = []
+    for file in files:
+        row = rows.get(file.name)
+        if row is None:
+            states.append(SeedState(file.name, "pending", file.path))
+        elif row.status is SeedStatus.FAIL:
+            detail = (row.error or "").split("\n", 1)[0]
+            states.append(SeedState(file.name, "FAIL", file.path, row, detail))
+        elif row.hash != file.hash:
+            detail = "changed since it ran; runs again only with --only"
+            states.append(SeedState(file.name, "changed", file.path, row, detail))
+        else:
+            detail = "always runs" if row.always_run else ""
+            states.append(SeedState(file.name, "SUCCESS", file.path, row, detail))
+    names = {file.name for file in files}
+    for name, row in rows.items():
+        if name not in names:
+            states.append(SeedState(name, "missing", None, row, "journaled, but the file is gone"))
+    return states
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """A loaded seed process, ready to run."""
+
+    file: SeedFile
+    always_run: bool
+    run: Callable[[db.Connection], None]
+    clean: Callable[[db.Connection], None] | None = None
+    migration: Migration | None = None  # the split text of a SQL process
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to seed."""
+
+    table: str = "__seeds"
+    only: tuple[str, ...] = ()
+    clean: bool = False
+    keep_going: bool = False
+    lock_wait: float = 60.0
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+
+
+def load(
+    files: Sequence[SeedFile], seeds_dir: Path
+) -> tuple[list[Process], dict[str, Callable[..., Any]]]:
+    """Split SQL processes, import Python ones and the hooks; BadFile names every problem."""
+    processes: list[Process] = []
+    problems: list[str] = []
+    for number, file in enumerate(files):
+        try:
+            if file.kind is SeedKind.SQL:
+                processes.append(_load_sql(file))
+            else:
+                path = seeds_dir / f"{file.name}.py"
+                module = _import(path, file.path, number)
+                processes.append(_from_module(module, file))
+        except BadFile as exc:
+            problems.extend(exc.problems)
+    hooks: dict[str, Callable[..., Any]] = {}
+    hooks_path = seeds_dir / HOOKS_FILE
+    if hooks_path.is_file():
+        try:
+            module = _import(hooks_path, display(hooks_path), len(files))
+            hooks = {
+                name: getattr(module, name)
+                for name in HOOKS
+                if callable(getattr(module, name, None))
+            }
+        except BadFile as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise BadFile(problems, hint="Nothing was seeded. Fix the files and run again.")
+    return processes, hooks
+
+
+def _load_sql(file: SeedFile) -> Process:
+    number = int(file.name.rsplit("/", 1)[-1].split("_", 1)[0])
+    source = SqlFile("public", number, file.name, file.path, file.text, file.hash)
+    migration = sqlfile.parse(source, allowed=SEED_DIRECTIVES)
+    directives, _ = sqlfile.read_directives(file.text, file.path, allowed=SEED_DIRECTIVES)
+    problems = [
+        f"{file.path}:{chunk.line}: {chunk.reason} cannot run in a seed, whose chunks share "
+        "one transaction"
+        for chunk in migration.chunks
+        if chunk.kind is not ChunkKind.TRANSACTIONAL
+    ]
+    if problems:
+        raise BadFile(problems)
+
+    def run(conn: db.Connection) -> None:
+        for chunk in migration.chunks:
+            try:
+                conn.execute(chunk.sql)  # the user's SQL, sent as written
+            except psycopg.Error as exc:
+                raise _SqlSeedError(describe(migration, chunk, exc).message) from exc
+
+    return Process(file, directives.always_run, run, None, migration)
+
+
+class _SqlSeedError(Exception):
+    """A failed chunk of a SQL seed, already described as file:line:col."""
+
+
+def _import(path: Path, shown: str, number: int) -> ModuleType:
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"migrator_seed_{number}_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise BadFile([f"{shown}: cannot be imported"])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up there
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise BadFile([f"{shown}:{exc.lineno}: {exc.msg}"]) from None
+    except Exception as exc:  # whatever the module raises while it imports
+        raise BadFile([f"{_where(exc, path, shown)}: {type(exc).__name__}: {exc}"]) from None
+    return module
+
+
+def _where(exc: BaseException, path: Path, shown: str) -> str:
+    """file:line of the deepest frame of `exc` in `path` (just the file when there is none)."""
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve() == path.resolve()
+    ]
+    return f"{shown}:{lines[-1]}" if lines else shown
+
+
+def _from_module(module: ModuleType, file: SeedFile) -> Process:
+    run = getattr(module, "run", None)
+    if not callable(run):
+        raise BadFile([f"{file.path}: has no run(conn) function"])
+    clean = getattr(module, "clean", None)
+    if clean is not None and not callable(clean):
+        raise BadFile([f"{file.path}: clean is not a function"])
+    return Process(file, bool(getattr(module, "ALWAYS_RUN", False)), run, clean)
+
+
+def check_only(processes: Sequence[Process], only: Sequence[str]) -> None:
+    """ConfigError when --only names a process that does not exist, listing the names."""
+    names = {process.file.name for process in processes}
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"no seed process named {', '.join(unknown)}",
+            hint=f"Processes: {', '.join(sorted(names)) or 'none'}.",
+        )
+
+
+def seed(
+    conn: db.Connection,
+    processes: Sequence[Process],
+    hooks: Mapping[str, Callable[..., Any]],
+    options: Options,
+    reporter: Reporter,
+) -> list[SeedOutcome]:
+    """Under the advisory lock: the optional clean phase, then every process due, in order."""
+    check_only(processes, options.only)
+    selected = [p for p in processes if not options.only or p.file.name in options.only]
+    with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
+        rows = journal.read_seeds(conn, options.table)
+        if rows is None:
+            journal.ensure_seeds(conn, options.table)
+            rows = {}
+        outcomes: list[SeedOutcome] = []
+        cleaned: set[str] = set()
+        if options.clean:
+            _hook(conn, hooks, "before_cleanup")
+            for process in reversed(selected):
+                if process.clean is not None:
+                    outcomes.append(_clean(conn, process, options, reporter))
+                    cleaned.add(process.file.name)
+            _hook(conn, hooks, "after_cleanup")
+        _hook(conn, hooks, "before_migration")
+        failures: list[SeedOutcome] = []
+        for process in selected:
+            row = rows.get(process.file.name)
+            done = row is not None and row.status is SeedStatus.SUCCESS
+            if done and not (options.only or process.always_run or process.file.name in cleaned):
+                outcome = SeedOutcome(process.file.name, "skipped")
+                reporter.seed_done(outcome)
+                outcomes.append(outcome)
+                continue
+            outcome = _run(conn, process, options)
+            reporter.seed_done(outcome)
+            outcomes.append(outcome)
+            if outcome.action == "failed":
+                failures.append(outcome)
+                _hook(conn, hooks, "on_error", process.file.name, outcome.error)
+                if not options.keep_going:
+                    break
+            else:
+                _hook(conn, hooks, "on_success", process.file.name)
+        if failures:
+            names = ", ".join(failure.name for failure in failures)
+            raise SeedFailed(
+                f"seed process {names} failed: {failures[0].error.splitlines()[0]}",
+                hint="Its writes were rolled back and FAIL recorded in the seed journal; fix it "
+                "and run again (processes already SUCCESS are skipped).",
+            )
+        _hook(conn, hooks, "after_migration")
+        return outcomes
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _run(conn: db.Connection, process: Process, options: Options) -> SeedOutcome:
+    """Run a process in a transaction whose commit records SUCCESS; on error record FAIL."""
+    lock_timeout, statement_timeout = options.lock_timeout, options.statement_timeout
+    if process.migration is not None:
+        lock_timeout = process.migration.lock_timeout or lock_timeout
+        statement_timeout = process.migration.statement_timeout or statement_timeout
+    db.reset_session(conn, "public", lock_timeout, statement_timeout)
+    started = time.monotonic()
+    name = process.file.name
+    try:
+        with conn.transaction():
+            process.run(conn)
+            journal.record_seed(
+                conn,
+                options.table,
+                process.file,
+                SeedStatus.SUCCESS,
+                always_run=process.always_run,
+                duration_ms=_ms_since(started),
+            )
+    except Exception as exc:  # a seed process may raise anything; it fails, the run goes on
+        if conn.broken:
+            raise
+        error = _describe(exc, process)
+        journal.record_seed(
+            conn,
+            options.table,
+            process.file,
+            SeedStatus.FAIL,
+            always_run=process.always_run,
+            duration_ms=_ms_since(started),
+            error=error,
+        )
+        return SeedOutcome(name, "failed", _ms_since(started), error)
+    return SeedOutcome(name, "ran", _ms_since(started))
+
+
+def _describe(exc: Exception, process: Process) -> str:
+    if isinstance(exc, _SqlSeedError):
+        return str(exc)
+    shown = process.file.path
+    if isinstance(exc, psycopg.Error):
+        message = exc.diag.message_primary or " ".join(str(exc).split())
+        where = _where(exc, Path(shown), shown)
+        return f"{where}: {message} [SQLSTATE {exc.sqlstate}]"
+    return f"{_where(exc, Path(shown), shown)}: {type(exc).__name__}: {exc}"
+
+
+def _clean(
+    conn: db.Connection, process: Process, options: Options, reporter: Reporter
+) -> SeedOutcome:
+    assert process.clean is not None
+    db.reset_session(conn, "public", options.lock_timeout, options.statement_timeout)
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            process.clean(conn)
+            journal.forget_seed(conn, options.table, process.file.name)
+    except Exception as exc:  # a clean function may raise anything
+        error = _describe(exc, process)
+        raise SeedFailed(f"cleaning {process.file.name} failed: {error}") from None
+    outcome = SeedOutcome(process.file.name, "cleaned", _ms_since(started))
+    reporter.seed_done(outcome)
+    return outcome
+
+
+def _hook(
+    conn: db.Connection, hooks: Mapping[str, Callable[..., Any]], name: str, *args: Any
+) -> None:
+    """Call a hook with the connection, in a transaction of its own; SeedFailed if it raises."""
+    hook = hooks.get(name)
+    if hook is None:
+        return
+    try:
+        with conn.transaction():
+            hook(conn, *args)
+    except Exception as exc:  # a hook may raise anything
+        raise SeedFailed(f"{HOOKS_FILE}: hook {name} failed: {type(exc).__name__}: {exc}") from None
