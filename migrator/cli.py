@@ -158,6 +158,13 @@ def migrate(
     ctx: typer.Context,
     schemas: Schemas = None,
     to: Annotated[int | None, typer.Option("--to", help="Stop after this version.")] = None,
+    allow_out_of_order: Annotated[
+        bool,
+        typer.Option(
+            "--allow-out-of-order",
+            help="Apply pending files older than the newest applied one (merged branches).",
+        ),
+    ] = False,
 ) -> None:
     """Apply every pending migration, schema by schema; resume failed or interrupted ones."""
     from migrator import runner
@@ -173,6 +180,7 @@ def migrate(
             lock_retries=config.lock_retries,
             lock_wait=config.lock_wait,
             to=to,
+            allow_out_of_order=allow_out_of_order,
         )
         with _connect(config, output) as conn:
             outcomes = runner.migrate(conn, files, options, output)

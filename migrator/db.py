@@ -32,6 +32,8 @@ def mask(conninfo: str) -> str:
     user = str(parts.get("user") or "")
     secret = ":***" if parts.get("password") else ""
     host = str(parts.get("host") or "")
+    if "@" in host:  # libpq split an unencoded '@' of the password into the host
+        return "(a URL with an unencoded '@' in its password)"
     port = f":{parts['port']}" if parts.get("port") else ""
     dbname = str(parts.get("dbname") or user)
     if host.startswith("/"):
@@ -56,6 +58,11 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
             "the database URL is not valid",
             hint="Expected postgresql://user:password@host:port/dbname or key=value pairs.",
         ) from None
+    if "@" in str(parts.get("host") or ""):
+        raise CannotConnect(
+            "the database URL has an unencoded '@' in its user or password",
+            hint="Percent-encode it as %40 (postgresql://user:pa%40ss@host/db).",
+        )
     extra: dict[str, object] = {"application_name": application_name}
     if "connect_timeout" not in parts:
         extra["connect_timeout"] = 10
@@ -80,6 +87,8 @@ def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_ti
     """A clean session for the next file: RESET ALL (not DISCARD ALL: it drops the lock)."""
     parts = [
         sql.SQL("RESET ALL"),
+        sql.SQL("RESET SESSION AUTHORIZATION"),
+        sql.SQL("RESET ROLE"),
         sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)),
         sql.SQL("SET lock_timeout TO {}").format(sql.Literal(lock_timeout)),
         sql.SQL("SET statement_timeout TO {}").format(sql.Literal(statement_timeout)),

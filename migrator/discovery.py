@@ -103,17 +103,23 @@ def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
 
 def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) -> Path:
     """Create the next numbered file in a schema folder, as wide as the existing versions."""
+    if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
+        raise ConfigError(f"'{schema}' is not a schema folder name")
     slug = "_".join(name.lower().replace("-", " ").split())
     if not slug or sqlfile.parse_name(f"0_{slug}.sql") is None:
         raise ConfigError(f"'{name}' cannot be part of a file name")
     version = max((file.version for file in files), default=0) + 1
     width = max((len(file.name.split("_", 1)[0]) for file in files), default=4)
     path = sql_dir / schema / f"{version:0{width}d}_{slug}.sql"
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"-- {schema}: {name}\n-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
     )
-    path.write_text(header + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("x", encoding="utf-8") as new:
+            new.write(header + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot create {display(path)}: {exc.strerror or exc}") from None
     return path
 
 

@@ -86,11 +86,12 @@ def ensure(conn: Connection, schema: str, name: str) -> None:
 
 
 def start(conn: Connection, name: str, migration: Migration, chunks_done: int) -> None:
-    """Record a file as running from `chunks_done` (applied at once when it has no chunks)."""
+    """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
     file = migration.file
     total = len(migration.chunks)
-    status = RowStatus.APPLIED if total == 0 else RowStatus.RUNNING
-    finished = "clock_timestamp()" if total == 0 else "NULL"
+    done = chunks_done >= total
+    status = RowStatus.APPLIED if done else RowStatus.RUNNING
+    finished = "clock_timestamp()" if done else "NULL"
     query = sql.SQL(
         "INSERT INTO {table} AS j (version, name, hash, chunk_hashes, content, status,"
         " chunks_total, chunks_done, started_at, finished_at, duration_ms, applied_by,"

@@ -61,6 +61,7 @@ class Migration:
     chunks: tuple[Chunk, ...]
     lock_timeout: str | None = None
     statement_timeout: str | None = None
+    sets_role: bool = False  # a chunk runs SET ROLE: the journal is written as the session user
 
     @property
     def chunk_hashes(self) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -103,7 +104,7 @@ def _apply_step(
                     )
                 reporter.chunk_done(step, chunk, _ms_since(chunk_started))
     except _ChunkError as failure:
-        raise _fail(conn, step, failure, table) from failure.error
+        raise _fail(conn, step, failure, table) from failure
     outcome = FileOutcome(
         schema,
         migration.file.path,
@@ -121,36 +122,52 @@ def _ms_since(started: float) -> int:
 
 
 class _ChunkError(Exception):
-    """A server error and the chunk it came from, on its way to becoming MigrationFailed."""
+    """A chunk's failure (a server error, or `message`), on its way to becoming MigrationFailed."""
 
-    def __init__(self, error: psycopg.Error, chunk: Chunk) -> None:
-        super().__init__(str(error))
-        self.error = error
+    def __init__(self, chunk: Chunk, error: psycopg.Error | None, message: str = "") -> None:
+        super().__init__(message or str(error))
         self.chunk = chunk
+        self.error = error
+        self.message = message
 
 
 def _execute(conn: db.Connection, chunk: Chunk) -> None:
     try:
         conn.execute(chunk.sql)  # the user's SQL, sent as written
     except psycopg.Error as exc:
-        raise _ChunkError(exc, chunk) from exc
+        raise _ChunkError(chunk, exc) from exc
+
+
+@contextmanager
+def _transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
+    """A transaction whose failure, COMMIT included (deferred constraints), is the chunk's."""
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as exc:
+        raise _ChunkError(chunk, exc) from exc
+
+
+def _record(conn: db.Connection, step: Step, table: str, chunks_done: int) -> None:
+    """Advance the journal, as the session user even when the file switched roles."""
+    file = step.migration.file
+    if step.migration.sets_role:
+        conn.execute("SET LOCAL ROLE NONE")  # reverts at commit to the role the file set
+    journal.advance(conn, file.schema, table, file.version, chunks_done)
 
 
 def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, table: str) -> None:
-    file = step.migration.file
-    with conn.transaction():
+    with _transaction(conn, chunk):
         _execute(conn, chunk)
-        journal.advance(conn, file.schema, table, file.version, chunk.index)
+        _record(conn, step, table, chunk.index)
 
 
 def _run_single(conn: db.Connection, step: Step, table: str) -> None:
-    migration = step.migration
-    with conn.transaction():
-        for chunk in migration.chunks:
+    chunks = step.migration.chunks
+    with _transaction(conn, chunks[-1]):
+        for chunk in chunks:
             _execute(conn, chunk)
-        journal.advance(
-            conn, migration.file.schema, table, migration.file.version, len(migration.chunks)
-        )
+        _record(conn, step, table, len(chunks))
 
 
 def _run_autocommit(
@@ -163,12 +180,15 @@ def _run_autocommit(
     try:
         _execute(conn, chunk)
     finally:
-        if not conn.broken and conn.info.transaction_status == TransactionStatus.INERROR:
-            conn.execute("ROLLBACK")  # the chunk's own BEGIN left a failed transaction open
+        left_open = not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE
+        if left_open:
+            conn.execute("ROLLBACK")  # the chunk's own BEGIN left a transaction open or failed
         if unbounded and not conn.broken:
             db.set_lock_timeout(conn, lock_timeout)
-    file = step.migration.file
-    journal.advance(conn, file.schema, table, file.version, chunk.index)
+    if left_open:
+        raise _ChunkError(chunk, None, "the chunk left a transaction open, which was rolled back")
+    with _transaction(conn, chunk):
+        _record(conn, step, table, chunk.index)
 
 
 def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: Reporter) -> None:
@@ -189,7 +209,7 @@ def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: R
 
 def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> MigrationFailed:
     """Describe the failure and mark the journal row failed, if the session is still there."""
-    error = describe(step.migration, failure.chunk, failure.error)
+    error = describe(step.migration, failure.chunk, failure.error, failure.message)
     file = step.migration.file
     if conn.broken or conn.closed:
         error.hint = (
@@ -208,24 +228,27 @@ def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> 
     return error
 
 
-def describe(migration: Migration, chunk: Chunk, error: psycopg.Error) -> MigrationFailed:
-    """A server error as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt."""
+def describe(
+    migration: Migration, chunk: Chunk, error: psycopg.Error | None, message: str = ""
+) -> MigrationFailed:
+    """A chunk's failure as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt."""
     text = migration.file.text
-    position = error.diag.statement_position
+    position = error.diag.statement_position if error else None
     if position and position.isdigit():
         line, column = sqlfile.line_column(text, chunk.start + int(position) - 1)
     else:
         line, column = chunk.line, 1
     location = f"{migration.file.path}:{line}:{column}"
-    message = error.diag.message_primary or " ".join(str(error).split()) or type(error).__name__
-    hint = error.diag.message_hint or ""
+    if error is not None:
+        message = error.diag.message_primary or " ".join(str(error).split())
+    hint = error.diag.message_hint or "" if error else ""
     if isinstance(error, pg_errors.ActiveSqlTransaction):
         hint = hint or "This statement cannot run inside a transaction: give it a chunk of its own."
     return MigrationFailed(
         f"{location}: chunk {chunk.index} of {len(migration.chunks)} failed: {message}",
         location=location,
-        sqlstate=error.sqlstate,
-        detail=error.diag.message_detail,
+        sqlstate=error.sqlstate if error else None,
+        detail=error.diag.message_detail if error else None,
         hint=hint,
         excerpt=sqlfile.excerpt(text, line),
     )

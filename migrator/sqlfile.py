@@ -273,8 +273,29 @@ def _transaction_control(words: tuple[str, ...]) -> str:
     return ""
 
 
+def _refusal(words: tuple[str, ...]) -> str:
+    """Why a statement can never run under the runner ("" when it can)."""
+    first = words[0] if words else ""
+    if first == "discard" and words[1:2] in ((), ("all",)):
+        return "DISCARD ALL would drop the runner's advisory lock: use RESET ALL or DISCARD PLANS"
+    if first in _ENDS and "chain" in words:
+        return (
+            f"{first.upper()} AND CHAIN leaves a transaction open after the chunk, where the "
+            "journal update would be lost: end it with a plain COMMIT"
+        )
+    return ""
+
+
+def _sets_role(words: tuple[str, ...]) -> bool:
+    return words[:1] == ("set",) and "role" in words[1:3]
+
+
 def classify(statements: tuple[Statement, ...]) -> tuple[ChunkKind, str, str, int]:
     """Kind and reason of a chunk, or a problem and the offending statement's offset."""
+    for statement in statements:
+        refusal = _refusal(statement.words)
+        if refusal:
+            return ChunkKind.TRANSACTIONAL, "", refusal, statement.start
     for statement in statements:
         reason = autocommit_reason(statement.words)
         if reason and len(statements) > 1:
@@ -395,8 +416,16 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
     problems.extend(_misplaced_directives(text, header_end, file.path))
     if problems:
         raise BadFile(problems)
+    sets_role = any(
+        _sets_role(statement.words) for piece in pieces for statement in piece.statements
+    )
     return Migration(
-        file, directives.mode, tuple(chunks), directives.lock_timeout, directives.statement_timeout
+        file,
+        directives.mode,
+        tuple(chunks),
+        directives.lock_timeout,
+        directives.statement_timeout,
+        sets_role,
     )
 
 

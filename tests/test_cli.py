@@ -58,6 +58,16 @@ GOOD = {"sql/public/0001_t.sql": "CREATE TABLE t (id int);\n"}
             id="a chunk that opens a transaction and does not end it",
         ),
         pytest.param(
+            {"sql/public/0002_x.sql": "BEGIN;\nINSERT INTO t VALUES (1);\nCOMMIT AND CHAIN;"},
+            "sql/public/0002_x.sql:3:1: chunk 1: COMMIT AND CHAIN leaves a transaction open",
+            id="COMMIT AND CHAIN",
+        ),
+        pytest.param(
+            {"sql/public/0002_x.sql": "-- migrator: no-transaction\nDISCARD ALL;"},
+            "sql/public/0002_x.sql:2:1: chunk 1: DISCARD ALL would drop the runner's advisory lock",
+            id="DISCARD ALL",
+        ),
+        pytest.param(
             {"sql/0002_x.sql": "SELECT 1;"},
             "sql/0002_x.sql: migrations belong in a schema folder",
             id="a file outside any schema folder",
@@ -112,6 +122,11 @@ def test_a_bad_pending_file_in_a_later_schema_stops_the_earlier_ones(
             id="an unreachable server",
         ),
         pytest.param(
+            "postgresql://app:s3cr3t@pw@127.0.0.1:5432/app",
+            "the database URL has an unencoded '@' in its user or password",
+            id="an unencoded @ in the password",
+        ),
+        pytest.param(
             "postgresql://nobody:s3cr3t-pw@127.0.0.1:5432/no_such_db",
             "cannot connect to postgresql://nobody:***@127.0.0.1:5432/no_such_db",
             id="a missing database",
@@ -126,7 +141,7 @@ def test_bad_connections_exit_2_without_showing_the_password(
         result = cli(command, url=url)
         assert result.exit_code == 2, result.output
         assert expected in result.stderr
-        assert "s3cr3t-pw" not in result.output
+        assert "s3cr3t" not in result.output and "pw@" not in result.output
         assert "Traceback" not in result.output
 
 
@@ -177,6 +192,12 @@ def test_new_creates_the_next_numbered_file(tmp_path: Path) -> None:
     second = cli("new", "sale", "refunds")
     assert (tmp_path / "sql/sale/0008_refunds.sql").is_file(), second.output
     assert cli("new", "sale", "///").exit_code == 2
+    escape = cli("new", "../outside", "x")
+    assert escape.exit_code == 2 and "not a schema folder name" in escape.stderr
+    assert not (tmp_path / "outside").exists()
+    write(tmp_path, {"sql/public": "a file where a folder should be"})
+    blocked = cli("new", "public", "x")
+    assert blocked.exit_code == 2 and "cannot create sql/public/0001_x.sql" in blocked.stderr
 
 
 def test_version_and_module_entry_point(database: Database, tmp_path: Path) -> None:

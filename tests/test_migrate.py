@@ -362,3 +362,75 @@ def test_lock_timeout_directive_applies_to_its_file(
         )
     assert result.exit_code == 1
     assert database.journal() == [(1, "failed", 0, 1)]
+
+
+def test_a_deferred_constraint_failing_at_commit_is_the_chunks_failure(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_fk.sql": chunks(
+                "CREATE TABLE parent (id int PRIMARY KEY)",
+                "CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED)",
+                "INSERT INTO child VALUES (42)",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1
+    assert "sql/public/0001_fk.sql:5:1: chunk 3 of 3 failed" in result.stderr
+    assert "23503" in result.stderr
+    assert database.journal() == [(1, "failed", 2, 3)]
+    assert database.query("SELECT * FROM child") == []
+
+
+def test_a_failed_file_whose_failing_chunk_was_removed_ends_applied(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_a.sql"
+    write(tmp_path, {path: chunks("CREATE TABLE a (id int)", "SELECT 1/0")})
+    assert cli("migrate", url=database.url).exit_code == 1
+    write(tmp_path, {path: chunks("CREATE TABLE a (id int)")})
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert database.journal() == [(1, "applied", 1, 1)]
+    assert cli("status", "--check", url=database.url).exit_code == 0
+
+
+def test_set_role_in_a_file_does_not_reach_the_journal_or_the_next_file(
+    database: Database, tmp_path: Path
+) -> None:
+    role = f"owner_{database.name}"
+    database.query(f'CREATE ROLE "{role}"')
+    try:
+        database.query(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+        write(
+            tmp_path,
+            {
+                "sql/public/0001_owned.sql": chunks(
+                    f'SET ROLE "{role}"', "CREATE TABLE owned (x int)"
+                ),
+                "sql/public/0002_who.sql": "CREATE TABLE who AS SELECT current_user::text AS u;\n",
+            },
+        )
+        result = cli("migrate", url=database.url)
+        assert result.exit_code == 0, result.output
+        assert database.journal() == [(1, "applied", 2, 2), (2, "applied", 1, 1)]
+        assert database.scalar("SELECT tableowner FROM pg_tables WHERE tablename = 'owned'") == role
+        assert database.scalar("SELECT u FROM who") == database.scalar("SELECT current_user")
+    finally:
+        database.query("DROP TABLE IF EXISTS owned")
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE "{role}"')
+
+
+def test_allow_out_of_order_applies_a_file_merged_from_a_branch(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/0003_c.sql": "CREATE TABLE c (id int);\n"})
+    assert cli("migrate", url=database.url).exit_code == 0
+    write(tmp_path, {"sql/public/0002_b.sql": "CREATE TABLE b (id int);\n"})
+    assert cli("migrate", url=database.url).exit_code == 3
+    allowed = cli("migrate", "--allow-out-of-order", url=database.url)
+    assert allowed.exit_code == 0, allowed.output
+    assert database.journal() == [(2, "applied", 1, 1), (3, "applied", 1, 1)]
