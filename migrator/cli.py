@@ -195,9 +195,8 @@ def status(
         bool, typer.Option("--check", help="Exit 3 when anything is pending, failed or drifted.")
     ] = False,
 ) -> None:
-    """Show every migration: applied, pending, failed at chunk k, changed or missing."""
-    from migrator import db, journal, planner, seeds
-    from migrator.model import FileState
+    """Show every migration (applied, pending, failed at chunk k, changed, missing) and seed."""
+    from migrator import db, journal, runner, seeds
 
     output = _output(ctx)
     with reported_errors(output):
@@ -205,32 +204,26 @@ def status(
         files = _files(config, schemas)
         seed_files = [] if schemas else seeds.discover(config.seeds_dir)
         with _connect(config, output) as conn:
-            statuses = [
-                status
-                for schema, found in files.items()
-                for status in planner.assess(
-                    schema, found, journal.read(conn, schema, config.journal_table) or []
-                )
-            ]
+            statuses = runner.assess(conn, files, config.journal_table)
             output.status(db.mask(conn.info.dsn), statuses)
             seed_states = seeds.assess(
                 seed_files, journal.read_seeds(conn, config.seeds_table) or {}
             )
             if seed_states:
                 output.seed_status(seed_states)
-        open_work = [s for s in statuses if s.state not in (FileState.APPLIED, FileState.BASELINE)]
-        open_seeds = [s for s in seed_states if s.state in ("pending", "FAIL")]
-        if check and (open_work or open_seeds):
+        open_work = [s for s in statuses if not s.is_done] + [
+            s for s in seed_states if s.state in ("pending", "FAIL")
+        ]
+        if check and open_work:
             raise PendingWork(
-                f"{len(open_work)} migration(s) and {len(open_seeds)} seed process(es) "
-                "pending, failed or drifted"
+                f"{len(open_work)} migration(s) or seed(s) pending, failed or drifted"
             )
 
 
 @app.command()
 def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
     """Check every file parses and matches the journal; exit 3 on drift."""
-    from migrator import journal, planner, sqlfile
+    from migrator import runner, sqlfile
     from migrator.errors import BadFile
 
     output = _output(ctx)
@@ -238,27 +231,19 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
         config = _settings(ctx)
         files = _files(config, schemas)
         problems: list[str] = []
-        for found in files.values():
-            for file in found:
-                try:
-                    sqlfile.parse(file)
-                except BadFile as exc:
-                    problems.extend(exc.problems)
+        for file in (file for found in files.values() for file in found):
+            try:
+                sqlfile.parse(file)
+            except BadFile as exc:
+                problems.extend(exc.problems)
         if problems:
             raise BadFile(problems)
         with _connect(config, output) as conn:
-            drift = [
-                f"{status.path or status.name}: {status.detail}"
-                for schema, found in files.items()
-                for status in planner.assess(
-                    schema, found, journal.read(conn, schema, config.journal_table) or []
-                )
-                if status.is_problem
-            ]
+            statuses = runner.assess(conn, files, config.journal_table)
+        drift = [f"{s.path or s.name}: {s.detail}" for s in statuses if s.is_problem]
         if drift:
             raise DriftError("the migrations on disk disagree with the journal", problems=drift)
-        count = sum(len(found) for found in files.values())
-        output.out.print(f"ok: {count} migration files parse and match the journal")
+        output.out.print(f"ok: {len(statuses)} migration files parse and match the journal")
 
 
 @app.command()

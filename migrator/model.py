@@ -122,6 +122,11 @@ class FileStatus:
     detail: str = ""
 
     @property
+    def is_done(self) -> bool:
+        """True for applied and baseline files."""
+        return self.state in (FileState.APPLIED, FileState.BASELINE)
+
+    @property
     def is_problem(self) -> bool:
         """True for states that make `migrate` refuse (drift, out of order)."""
         return self.state in (FileState.CHANGED, FileState.MISSING, FileState.OUT_OF_ORDER)

@@ -18,6 +18,7 @@ from migrator.model import (
     Chunk,
     ChunkKind,
     FileOutcome,
+    FileStatus,
     Migration,
     Plan,
     Reporter,
@@ -65,6 +66,17 @@ def migrate(
                 journal.ensure(conn, plan.schema, options.journal_table)
             outcomes.extend(apply(conn, plan, options, reporter))
         return outcomes
+
+
+def assess(
+    conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], table: str
+) -> list[FileStatus]:
+    """The state of every file and journal row of the given schemas; reads, never locks."""
+    return [
+        status
+        for schema, found in files.items()
+        for status in planner.assess(schema, found, journal.read(conn, schema, table) or [])
+    ]
 
 
 def apply(
