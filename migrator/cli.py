@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +17,18 @@ from migrator.errors import ConfigError, DriftError, MigratorError, PendingWork
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep start-up fast
     from migrator.db import Connection
-    from migrator.model import SqlFile
+    from migrator.model import FileStatus, SqlFile
     from migrator.output import Output
+    from migrator.runner import Options
     from migrator.settings import Settings
 
 app = typer.Typer(
     name="migrator",
-    help="Apply numbered .sql files to PostgreSQL, one transaction per statement, "
-    "with a resumable journal per schema.",
+    help="Apply numbered .sql files to PostgreSQL, one transaction per statement, with a "
+    "resumable journal per schema; and seed data, with SUCCESS or FAIL recorded per process.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -37,8 +40,10 @@ class Globals:
     sql_dir: Path | None
     seeds_dir: Path | None
     env: str | None
+    wait_for_db: float | None
     quiet: bool
     verbose: bool
+    json: bool
 
 
 def _print_version(value: bool) -> None:
@@ -54,25 +59,33 @@ def main_options(
         str | None,
         typer.Option(
             "--database-url",
-            help="postgresql://user:password@host:port/dbname (default: MIGRATOR_DATABASE_URL, "
-            "DATABASE_URL, libpq PG* variables, else the embedded server in development)",
+            help="postgresql://user:password@host:port/dbname. Default: MIGRATOR_DATABASE_URL, "
+            "DATABASE_URL, libpq's PG* variables, else an embedded server in development.",
             show_default=False,
         ),
     ] = None,
     sql_dir: Annotated[
         Path | None,
-        typer.Option(
-            "--sql-dir", help="Migrations folder, one subfolder per schema (default: sql)"
-        ),
+        typer.Option("--sql-dir", help="Migrations folder, one subfolder per schema (sql)."),
     ] = None,
     seeds_dir: Annotated[
-        Path | None,
-        typer.Option("--seeds-dir", help="Seed processes folder (default: seeds)"),
+        Path | None, typer.Option("--seeds-dir", help="Seed processes folder (seeds).")
     ] = None,
     env: Annotated[
         str | None,
-        typer.Option("--env", help="development, staging or production (default: development)"),
+        typer.Option("--env", help="development (default), staging or production."),
     ] = None,
+    wait_for_db: Annotated[
+        float | None,
+        typer.Option(
+            "--wait-for-db",
+            metavar="SECONDS",
+            help="Keep trying to connect for this long (containers starting up).",
+        ),
+    ] = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout; logs on stderr.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and results.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every chunk.")] = False,
     version: Annotated[
@@ -80,13 +93,25 @@ def main_options(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Global options, given before the command."""
-    ctx.obj = Globals(database_url, sql_dir, seeds_dir, env, quiet, verbose)
+    """Global options come before the command: migrator --database-url URL migrate."""
+    ctx.obj = Globals(database_url, sql_dir, seeds_dir, env, wait_for_db, quiet, verbose, json)
 
 
 Schemas = Annotated[
     list[str] | None,
-    typer.Argument(help="Schemas (folders under the migrations folder); default: all"),
+    typer.Argument(help="Schemas (folders under the migrations folder); default: all."),
+]
+Confirm = Annotated[
+    str | None,
+    typer.Option(
+        "--confirm",
+        metavar="DBNAME",
+        help="In production, the target database's name: confirms without a prompt "
+        "(or set CONFIRM_PROD).",
+    ),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan and the SQL; change nothing.")
 ]
 
 
@@ -95,24 +120,31 @@ def reported_errors(output: Output) -> Iterator[None]:
     """Turn expected errors into a message on stderr and their exit code; nothing else."""
     import psycopg
 
+    from migrator.db import scrub
+
     try:
         yield
     except MigratorError as error:
         output.failure(error)
+        output.finish(error.exit_code)
         raise typer.Exit(error.exit_code) from None
     except psycopg.Error as error:
-        output.failure(MigratorError(f"database error: {' '.join(str(error).split())}"))
+        message = scrub(" ".join(str(error).split()), os.environ.get("MIGRATOR_DATABASE_URL", ""))
+        output.failure(MigratorError(f"database error: {message}"))
+        output.finish(1)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         output.notice("interrupted: the journal records what was done; run again to resume")
+        output.finish(130)
         raise typer.Exit(130) from None
+    output.finish(0)
 
 
 def _output(ctx: typer.Context) -> Output:
     from migrator.output import Output
 
     options: Globals = ctx.obj
-    return Output(quiet=options.quiet, verbose=options.verbose)
+    return Output(quiet=options.quiet, verbose=options.verbose, json=options.json)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -124,6 +156,7 @@ def _settings(ctx: typer.Context) -> Settings:
         sql_dir=options.sql_dir,
         seeds_dir=options.seeds_dir,
         env=options.env,
+        wait_for_db=options.wait_for_db,
     )
 
 
@@ -132,7 +165,7 @@ def _connect(config: Settings, output: Output) -> Connection:
 
     target = settings.target(config)
     if target is not None:
-        return db.connect(target.conninfo)
+        return db.connect(target.conninfo, wait=config.wait_for_db)
     if config.env != "development":
         raise ConfigError(
             f"no database configured for the {config.env} environment",
@@ -153,11 +186,77 @@ def _files(config: Settings, schemas: list[str] | None) -> dict[str, tuple[SqlFi
     return discovery.load(config.sql_dir, selected)
 
 
+def _writing(config: Settings) -> None:
+    """The RUN_MODE guard, for every command that writes."""
+    from migrator import guard
+
+    guard.check_run_mode(config.require_run_mode, os.environ.get("RUN_MODE"))
+
+
+def _target(conn: Connection) -> str:
+    from migrator.db import mask
+
+    return mask(conn.info.dsn)
+
+
+def _confirmer(
+    config: Settings, conn: Connection, output: Output, confirm: str | None
+) -> Callable[[Callable[[], None]], None]:
+    """A check to run before any change: in production, show it and have it confirmed."""
+    from migrator import guard
+
+    def check(show: Callable[[], None]) -> None:
+        if config.env != "production":
+            return
+        dbname = conn.info.dbname
+        output.notice(f"production: {_target(conn)} (database {dbname}, user {conn.info.user})")
+        show()
+        interactive = sys.stdin.isatty()
+        decision = guard.confirmation(
+            config.env, dbname, confirm, os.environ.get("CONFIRM_PROD"), interactive
+        )
+        if decision is guard.Decision.ASK:
+            answer = typer.prompt(f"Type the database name ({dbname}) to go ahead", err=True)
+            guard.check_answer(answer, dbname)
+
+    return check
+
+
+def _runner_options(
+    config: Settings,
+    *,
+    to: int | None = None,
+    allow_out_of_order: bool = False,
+    only: str | None = None,
+    force: bool = False,
+) -> Options:
+    from migrator import runner
+
+    return runner.Options(
+        journal_table=config.journal_table,
+        lock_timeout=config.lock_timeout,
+        statement_timeout=config.statement_timeout,
+        lock_retries=config.lock_retries,
+        lock_wait=config.lock_wait,
+        to=to,
+        allow_out_of_order=allow_out_of_order,
+        only=only,
+        force=force,
+    )
+
+
 @app.command()
 def migrate(
     ctx: typer.Context,
     schemas: Schemas = None,
     to: Annotated[int | None, typer.Option("--to", help="Stop after this version.")] = None,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="Just this migration: a version, or part of its name."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --only: run it again even if applied.")
+    ] = False,
     allow_out_of_order: Annotated[
         bool,
         typer.Option(
@@ -165,25 +264,31 @@ def migrate(
             help="Apply pending files older than the newest applied one (merged branches).",
         ),
     ] = False,
+    dry_run: DryRun = False,
+    confirm: Confirm = None,
 ) -> None:
     """Apply every pending migration, schema by schema; resume failed or interrupted ones."""
     from migrator import runner
 
     output = _output(ctx)
     with reported_errors(output):
+        if force and only is None:
+            raise ConfigError("--force goes with --only: name the migration to run again")
         config = _settings(ctx)
         files = _files(config, schemas)
-        options = runner.Options(
-            journal_table=config.journal_table,
-            lock_timeout=config.lock_timeout,
-            statement_timeout=config.statement_timeout,
-            lock_retries=config.lock_retries,
-            lock_wait=config.lock_wait,
-            to=to,
-            allow_out_of_order=allow_out_of_order,
+        options = _runner_options(
+            config, to=to, allow_out_of_order=allow_out_of_order, only=only, force=force
         )
+        if not dry_run:
+            _writing(config)
         with _connect(config, output) as conn:
-            outcomes = runner.migrate(conn, files, options, output)
+            if dry_run:
+                output.plan(_target(conn), runner.preview(conn, files, options), with_sql=True)
+                return
+            check = _confirmer(config, conn, output, confirm)
+            outcomes = runner.migrate(
+                conn, files, options, output, lambda plans: check(lambda: output.plan("", plans))
+            )
         output.migrated(outcomes, sum(len(found) for found in files.values()))
 
 
@@ -196,7 +301,7 @@ def status(
     ] = False,
 ) -> None:
     """Show every migration (applied, pending, failed at chunk k, changed, missing) and seed."""
-    from migrator import db, journal, runner, seeds
+    from migrator import journal, runner, seeds
 
     output = _output(ctx)
     with reported_errors(output):
@@ -205,19 +310,36 @@ def status(
         seed_files = [] if schemas else seeds.discover(config.seeds_dir)
         with _connect(config, output) as conn:
             statuses = runner.assess(conn, files, config.journal_table)
-            output.status(db.mask(conn.info.dsn), statuses)
-            seed_states = seeds.assess(
-                seed_files, journal.read_seeds(conn, config.seeds_table) or {}
-            )
+            output.status(_target(conn), statuses)
+            _show_drift(conn, config, output, statuses, files)
+            seed_rows = journal.read_seeds(conn, config.seeds_table) or {}
+            seed_states = seeds.assess(seed_files, seed_rows)
             if seed_states:
                 output.seed_status(seed_states)
         open_work = [s for s in statuses if not s.is_done] + [
             s for s in seed_states if s.state in ("pending", "FAIL")
         ]
         if check and open_work:
-            raise PendingWork(
-                f"{len(open_work)} migration(s) or seed(s) pending, failed or drifted"
-            )
+            raise PendingWork(f"{len(open_work)} migrations or seeds pending, failed or drifted")
+
+
+def _show_drift(
+    conn: Connection,
+    config: Settings,
+    output: Output,
+    statuses: list[FileStatus],
+    files: dict[str, tuple[SqlFile, ...]],
+) -> None:
+    """Show each changed file's diff against the text the journal keeps."""
+    from migrator import journal, planner
+    from migrator.model import FileState
+
+    current = {file.path: file.text for found in files.values() for file in found}
+    for status in statuses:
+        if status.state is FileState.CHANGED and status.path:
+            applied = journal.content(conn, status.schema, config.journal_table, status.version)
+            text, whitespace_only = planner.diff(applied, current[status.path], status.path)
+            output.drift(status.path, text, whitespace_only)
 
 
 @app.command()
@@ -240,10 +362,12 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
             raise BadFile(problems)
         with _connect(config, output) as conn:
             statuses = runner.assess(conn, files, config.journal_table)
+            _show_drift(conn, config, output, statuses, files)
         drift = [f"{s.path or s.name}: {s.detail}" for s in statuses if s.is_problem]
         if drift:
             raise DriftError("the migrations on disk disagree with the journal", problems=drift)
-        output.out.print(f"ok: {len(statuses)} migration files parse and match the journal")
+        output.set(valid=True, files=len(statuses))
+        output.line(f"ok: {len(statuses)} migration files parse and match the journal")
 
 
 @app.command()
@@ -259,15 +383,16 @@ def seed(
     keep_going: Annotated[
         bool, typer.Option("--keep-going", help="After a failure, go on with the next process.")
     ] = False,
+    dry_run: DryRun = False,
+    confirm: Confirm = None,
 ) -> None:
     """Run the seed processes under seeds/ that are due; record SUCCESS or FAIL for each."""
-    from migrator import seeds
+    from migrator import journal, seeds
 
     output = _output(ctx)
     with reported_errors(output):
         config = _settings(ctx)
         processes, hooks = seeds.load(seeds.discover(config.seeds_dir), config.seeds_dir)
-        seeds.check_only(processes, only or ())
         options = seeds.Options(
             table=config.seeds_table,
             only=tuple(only or ()),
@@ -277,9 +402,147 @@ def seed(
             lock_timeout=config.lock_timeout,
             statement_timeout=config.statement_timeout,
         )
+        seeds.check_only(processes, options.only)
+        if not dry_run:
+            _writing(config)
         with _connect(config, output) as conn:
-            outcomes = seeds.seed(conn, processes, hooks, options, output)
+            if dry_run:
+                rows = journal.read_seeds(conn, config.seeds_table) or {}
+                to_clean, to_run = seeds.plan(processes, rows, options)
+                output.seed_plan(_target(conn), seeds.describe_plan(to_clean, to_run))
+                return
+            check = _confirmer(config, conn, output, confirm)
+
+            def show(to_clean: list[seeds.Process], to_run: list[seeds.Process]) -> None:
+                check(lambda: output.seed_plan("", seeds.describe_plan(to_clean, to_run)))
+
+            outcomes = seeds.seed(conn, processes, hooks, options, output, show)
         output.seeded(outcomes)
+
+
+@app.command()
+def repair(
+    ctx: typer.Context,
+    schemas: Schemas = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; kept with who and when in the journal's note.")
+    ] = "",
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (outside production).")
+    ] = False,
+    confirm: Confirm = None,
+) -> None:
+    """Accept intended edits of applied files, clear failed runs, forget deleted files."""
+    from migrator import db, runner
+
+    output = _output(ctx)
+    with reported_errors(output):
+        if not reason.strip():
+            raise ConfigError("repair needs --reason: say why; it is kept in the journal")
+        config = _settings(ctx)
+        _writing(config)
+        files = _files(config, schemas)
+        with (
+            _connect(config, output) as conn,
+            db.advisory_lock(conn, config.lock_wait, output.lock_waiting),
+        ):
+            repairs = runner.repairs(conn, files, config.journal_table)
+            _show_drift(conn, config, output, [status for status, _ in repairs], files)
+            for status, action in repairs:
+                output.line(f"{action}: {status.path or status.name} ({status.detail})")
+            if repairs:
+                _confirmer(config, conn, output, confirm)(lambda: None)
+                _ask_unless(yes or config.env == "production", "Apply these repairs?")
+                runner.repair(conn, files, repairs, config.journal_table, reason)
+        output.set(
+            repaired=[{"path": s.path, "version": s.version, "action": a} for s, a in repairs]
+        )
+        output.line(f"repaired {len(repairs)} journal rows" if repairs else "nothing to repair")
+
+
+def _ask_unless(skip: bool, question: str) -> None:
+    """Ask on a terminal; off a terminal, --yes is needed."""
+    if skip:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("this changes the journal: pass --yes to go ahead without a terminal")
+    if not typer.confirm(question, err=True):
+        raise ConfigError("cancelled; nothing was changed")
+
+
+@app.command()
+def baseline(
+    ctx: typer.Context,
+    schema: Annotated[str, typer.Argument(help="The schema folder to baseline.")],
+    version: Annotated[
+        int, typer.Option("--version", help="Journal every file up to this version, unrun.")
+    ],
+    confirm: Confirm = None,
+) -> None:
+    """Mark an existing database as migrated up to a version, without running anything."""
+    from migrator import db, runner
+
+    output = _output(ctx)
+    with reported_errors(output):
+        config = _settings(ctx)
+        _writing(config)
+        files = _files(config, [schema])[schema]
+        with (
+            _connect(config, output) as conn,
+            db.advisory_lock(conn, config.lock_wait, output.lock_waiting),
+        ):
+            targets = runner.baseline_targets(conn, files, version, config.journal_table)
+
+            def show() -> None:
+                for file in targets:
+                    output.line(f"  baseline {file.path}")
+
+            if targets:
+                _confirmer(config, conn, output, confirm)(show)
+                runner.baseline(conn, schema, targets, config.journal_table)
+        output.set(baselined=[file.path for file in targets])
+        output.line(f"baselined {len(targets)} files of {schema} up to version {version}")
+
+
+@app.command()
+def reset(ctx: typer.Context, schemas: Schemas = None) -> None:
+    """Drop the schemas' objects and journals, then migrate again (development only)."""
+    from migrator import db, guard, runner
+
+    output = _output(ctx)
+    with reported_errors(output):
+        config = _settings(ctx)
+        guard.check_development(config.env, "reset")
+        _writing(config)
+        files = _files(config, schemas)
+        options = _runner_options(config)
+        with _connect(config, output) as conn:
+            with db.advisory_lock(conn, config.lock_wait, output.lock_waiting):
+                for schema in files:
+                    db.drop_schema(conn, schema)
+                    output.info(f"dropped schema {schema}")
+            outcomes = runner.migrate(conn, files, options, output)
+        output.set(reset=list(files))
+        output.migrated(outcomes, sum(len(found) for found in files.values()))
+
+
+@app.command()
+def config(ctx: typer.Context) -> None:
+    """Print the effective settings and where each one came from (password masked)."""
+    from migrator import settings
+
+    output = _output(ctx)
+    with reported_errors(output):
+        options: Globals = ctx.obj
+        output.settings(
+            settings.explain(
+                database_url=options.database_url,
+                sql_dir=options.sql_dir,
+                seeds_dir=options.seeds_dir,
+                env=options.env,
+                wait_for_db=options.wait_for_db,
+            )
+        )
 
 
 @app.command()
@@ -297,7 +560,8 @@ def new(
         folder = config.sql_dir / schema
         files = discovery.load_schema(config.sql_dir, schema) if folder.is_dir() else ()
         path = discovery.new_file(config.sql_dir, schema, name, files)
-        output.out.print(f"created {discovery.display(path)}", markup=False)
+        output.set(created=discovery.display(path))
+        output.line(f"created {discovery.display(path)}")
 
 
 def main() -> None:

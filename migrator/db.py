@@ -41,7 +41,8 @@ def mask(conninfo: str) -> str:
     return f"postgresql://{user}{secret}@{host or 'localhost'}{port}/{dbname}"
 
 
-def _scrub(text: str, conninfo: str) -> str:
+def scrub(text: str, conninfo: str) -> str:
+    """The text with the connection's password, if any, replaced by ***."""
     try:
         password = str(conninfo_to_dict(conninfo).get("password") or "")
     except psycopg.Error:
@@ -75,7 +76,7 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
             if time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
-            reason = _scrub(" ".join(str(exc).split()), conninfo)
+            reason = scrub(" ".join(str(exc).split()), conninfo)
             raise CannotConnect(
                 f"cannot connect to {mask(conninfo)}: {reason}",
                 hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
@@ -160,3 +161,13 @@ def schema_exists(conn: Connection, schema: str) -> bool:
     """True when the schema is there."""
     row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
     return row is not None
+
+
+def drop_schema(conn: Connection, schema: str) -> None:
+    """Drop a schema with everything in it; public is created again, empty."""
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if schema == "public":
+            owner = "pg_database_owner" if conn.info.server_version >= 140000 else "CURRENT_USER"
+            conn.execute(sql.SQL("CREATE SCHEMA public AUTHORIZATION " + owner))
+            conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")

@@ -41,11 +41,17 @@ def table(schema: str, name: str) -> sql.Identifier:
     return sql.Identifier(schema, name)
 
 
+def exists(conn: Connection, schema: str, name: str) -> bool:
+    """True when the schema's journal table is there."""
+    qualified = table(schema, name).as_string(conn)
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+    return bool(row and row[0])
+
+
 def read(conn: Connection, schema: str, name: str) -> list[JournalRow] | None:
     """Every row of a schema's journal, by version; None when there is no journal yet."""
     qualified = table(schema, name).as_string(conn)
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
-    if not exists or not exists[0]:
+    if not exists(conn, schema, name):
         return None
     query = sql.SQL("SELECT " + COLUMNS + " FROM {} ORDER BY version").format(table(schema, name))
     rows = []
@@ -85,7 +91,9 @@ def ensure(conn: Connection, schema: str, name: str) -> None:
         conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
 
 
-def start(conn: Connection, name: str, migration: Migration, chunks_done: int) -> None:
+def start(
+    conn: Connection, name: str, migration: Migration, chunks_done: int, note: str | None = None
+) -> None:
     """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
     file = migration.file
     total = len(migration.chunks)
@@ -105,7 +113,9 @@ def start(conn: Connection, name: str, migration: Migration, chunks_done: int) -
         " chunks_done = excluded.chunks_done, started_at = excluded.started_at,"
         " finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,"
         " applied_by = excluded.applied_by, migrator_version = excluded.migrator_version,"
-        " error = NULL"
+        " error = NULL, note = CASE WHEN %(note)s::text IS NULL THEN j.note"
+        " ELSE concat_ws(E'\\n', j.note, %(note)s || ' by ' || current_user || ' at '"
+        " || clock_timestamp()::text) END"
     ).format(table=table(file.schema, name))
     conn.execute(
         query,
@@ -119,6 +129,7 @@ def start(conn: Connection, name: str, migration: Migration, chunks_done: int) -
             "total": total,
             "done": chunks_done,
             "migrator": __version__,
+            "note": note,
         },
     )
 
@@ -227,3 +238,71 @@ def forget_seed(conn: Connection, name: str, process: str) -> None:
     """Delete a process's row, so that it is pending again."""
     query = sql.SQL("DELETE FROM {} WHERE name = %s").format(table("public", name))
     conn.execute(query, (process,))
+
+
+_NOTE = (
+    "note = concat_ws(E'\\n', note, %(note)s || ' by ' || current_user || ' at '"
+    " || clock_timestamp()::text)"
+)
+
+
+def content(conn: Connection, schema: str, name: str, version: int) -> str:
+    """The text of a file as it was applied."""
+    query = sql.SQL("SELECT content FROM {} WHERE version = %s").format(table(schema, name))
+    row = conn.execute(query, (version,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+def accept(conn: Connection, name: str, migration: Migration, note: str) -> None:
+    """Record an intended edit of an applied file: its new hash, chunks and text, and why."""
+    file = migration.file
+    query = sql.SQL(
+        "UPDATE {} SET name = %(name)s, hash = %(hash)s, chunk_hashes = %(chunk_hashes)s,"
+        " content = %(content)s, chunks_total = %(total)s, chunks_done = %(total)s, " + _NOTE + ""
+        " WHERE version = %(version)s"
+    ).format(table(file.schema, name))
+    conn.execute(
+        query,
+        {
+            "name": file.name,
+            "hash": file.hash,
+            "chunk_hashes": list(migration.chunk_hashes),
+            "content": file.text,
+            "total": len(migration.chunks),
+            "note": note,
+            "version": file.version,
+        },
+    )
+
+
+def forget(conn: Connection, schema: str, name: str, version: int) -> None:
+    """Delete a journal row (a failed run cleared, or a file removed on purpose)."""
+    query = sql.SQL("DELETE FROM {} WHERE version = %s").format(table(schema, name))
+    conn.execute(query, (version,))
+
+
+def baseline(conn: Connection, name: str, migration: Migration, note: str) -> None:
+    """Journal a file as `baseline`: its objects exist already, nothing is run."""
+    file = migration.file
+    total = len(migration.chunks)
+    query = sql.SQL(
+        "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
+        " chunks_done, started_at, finished_at, duration_ms, migrator_version, note)"
+        " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s, 'baseline',"
+        " %(total)s, %(total)s, clock_timestamp(), clock_timestamp(), 0, %(migrator)s,"
+        " %(note)s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
+        " ON CONFLICT (version) DO NOTHING"
+    ).format(table(file.schema, name))
+    conn.execute(
+        query,
+        {
+            "version": file.version,
+            "name": file.name,
+            "hash": file.hash,
+            "chunk_hashes": list(migration.chunk_hashes),
+            "content": file.text,
+            "total": total,
+            "migrator": __version__,
+            "note": note,
+        },
+    )

@@ -138,6 +138,7 @@ class Step:
 
     migration: Migration
     chunks_done: int = 0
+    forced: bool = False  # an applied migration run again with --only --force
 
 
 @dataclass(frozen=True, slots=True)

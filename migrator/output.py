@@ -1,8 +1,17 @@
-"""The only module that imports rich: progress lines, the status table, failure panels."""
+"""The only module that imports rich: progress lines, tables, plans, diffs, failure panels.
+
+Results go to stdout: rich on a terminal, plain columns otherwise, or with --json one JSON
+document built up by the command and printed when it ends. Progress, notices and failures go to
+stderr, so stdout stays parseable.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,12 +23,15 @@ from migrator.db import describe_holder
 from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError
 from migrator.model import (
     Chunk,
+    ChunkKind,
     FileOutcome,
     FileStatus,
     LockHolder,
+    Plan,
     SeedOutcome,
     SeedState,
     Step,
+    TxMode,
 )
 
 _STYLE = {
@@ -42,14 +54,36 @@ def _duration(ms: int | None) -> str:
     return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 class Output:
     """Renders results on stdout and progress, notices and failures on stderr."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, json: bool = False) -> None:
         self.quiet = quiet
         self.verbose = verbose
+        self.document: dict[str, Any] | None = {} if json else None
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def set(self, **values: Any) -> None:
+        """Add keys to the JSON document (ignored without --json)."""
+        if self.document is not None:
+            self.document.update(values)
+
+    def line(self, message: str) -> None:
+        """A result line on stdout (the JSON document carries results instead)."""
+        if self.document is None:
+            self.out.print(message, markup=False)
+
+    def finish(self, exit_code: int) -> None:
+        """Print the JSON document, if there is one."""
+        if self.document is not None:
+            self.document["exit_code"] = exit_code
+            sys.stdout.write(json.dumps(self.document, default=str, indent=2) + "\n")
+            sys.stdout.flush()
 
     def notice(self, message: str) -> None:
         """A line on stderr that the user must not miss, even with -q."""
@@ -86,7 +120,7 @@ class Output:
 
     def file_done(self, outcome: FileOutcome) -> None:
         resumed = f", resumed at chunk {outcome.resumed_at + 1}" if outcome.resumed_at else ""
-        chunks = f"{outcome.chunks_run} chunk{'s' if outcome.chunks_run != 1 else ''}"
+        chunks = _plural(outcome.chunks_run, "chunk")
         self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
 
     def seed_done(self, outcome: SeedOutcome) -> None:
@@ -97,18 +131,50 @@ class Output:
     # Results.
     def migrated(self, outcomes: Sequence[FileOutcome], files: int) -> None:
         """The closing line of `migrate`."""
+        self.set(applied=[asdict(outcome) for outcome in outcomes])
         if not outcomes:
-            self.out.print(f"nothing to do: all {files} migration files are applied")
+            self.line(f"nothing to do: all {files} migration files are applied")
             return
         ms = sum(outcome.duration_ms for outcome in outcomes)
         chunks = sum(outcome.chunks_run for outcome in outcomes)
-        self.out.print(
-            f"applied {len(outcomes)} file{'s' if len(outcomes) != 1 else ''}, "
-            f"{chunks} chunks, in {_duration(ms)}"
-        )
+        self.line(f"applied {_plural(len(outcomes), 'file')}, {chunks} chunks, in {_duration(ms)}")
+
+    def plan(self, target: str, plans: Sequence[Plan], *, with_sql: bool = False) -> None:
+        """What `migrate` would do: per file its chunks and statements, and what runs unwrapped."""
+        steps = [step for plan in plans for step in plan.steps]
+        self.set(target=target, plan=[_step_document(step, with_sql) for step in steps])
+        if self.document is not None:
+            return
+        if not steps:
+            self.line(f"nothing to apply on {target}")
+            return
+        self.line(f"plan for {target}: {_plural(len(steps), 'file')}")
+        for step in steps:
+            migration = step.migration
+            pending = migration.chunks[step.chunks_done :]
+            statements = sum(chunk.statements for chunk in pending)
+            how = {TxMode.SINGLE: ", one transaction", TxMode.NONE: ", no transaction"}
+            extra = how.get(migration.mode, "")
+            resume = f", resuming at chunk {step.chunks_done + 1}" if step.chunks_done else ""
+            forced = ", again (--force)" if step.forced else ""
+            self.line(
+                f"  {migration.file.path}: {_plural(len(pending), 'chunk')}, "
+                f"{_plural(statements, 'statement')}{extra}{resume}{forced}"
+            )
+            for chunk in pending:
+                outside = migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL
+                if outside:
+                    self.line(
+                        f"    chunk {chunk.index} (line {chunk.line}) runs outside a transaction: "
+                        f"{chunk.reason or 'no-transaction file'}"
+                    )
+                if with_sql:
+                    self.line(f"    -- chunk {chunk.index}, line {chunk.line}")
+                    self.line(_indent(chunk.sql.strip("\n"), "    "))
 
     def status(self, target: str, statuses: Sequence[FileStatus]) -> None:
-        """The per-file status table (plain columns when stdout is not a terminal)."""
+        """The per-file status table."""
+        self.set(target=target, migrations=[_status_document(status) for status in statuses])
         rows = [
             (
                 status.schema,
@@ -130,18 +196,45 @@ class Output:
         for status in statuses:
             counts[status.state.value] = counts.get(status.state.value, 0) + 1
         summary = ", ".join(f"{count} {state}" for state, count in counts.items())
-        self.out.print(summary or "no migration files", markup=False)
+        self.line(summary or "no migration files")
+
+    def drift(self, path: str, diff: str, whitespace_only: bool) -> None:
+        """How an applied file differs from the text the journal keeps."""
+        if self.document is not None:
+            entry = {"path": path, "diff": diff, "whitespace_only": whitespace_only}
+            self.document.setdefault("drift", []).append(entry)
+            return
+        if whitespace_only:
+            self.line(f"{path}: only whitespace differs from the applied text")
+        elif self.out.is_terminal:
+            self.out.print(Panel(Text(diff), title=f"{path}: changed since applied"))
+        else:
+            self.line(f"{path}: changed since applied\n{diff}")
 
     def seeded(self, outcomes: Sequence[SeedOutcome]) -> None:
         """The closing line of `seed`."""
+        self.set(seeds=[asdict(outcome) for outcome in outcomes])
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.action] = counts.get(outcome.action, 0) + 1
         summary = ", ".join(f"{count} {action}" for action, count in counts.items())
-        self.out.print(f"seeds: {summary or 'no seed processes'}", markup=False)
+        self.line(f"seeds: {summary or 'no seed processes'}")
+
+    def seed_plan(self, target: str, due: Sequence[tuple[str, str, str]]) -> None:
+        """What `seed` would do: (name, action, SQL or description) per process."""
+        self.set(target=target, plan=[{"name": n, "action": a, "sql": s} for n, a, s in due])
+        if not due:
+            self.line(f"no seed process is due on {target}")
+            return
+        self.line(f"seed plan for {target}:")
+        for name, action, text in due:
+            self.line(f"  {action} {name}")
+            if text:
+                self.line(_indent(text.strip("\n"), "    "))
 
     def seed_status(self, states: Sequence[SeedState]) -> None:
         """The seeds table of `status`."""
+        self.set(seeds=[_seed_document(state) for state in states])
         rows = [
             (
                 state.name,
@@ -157,20 +250,26 @@ class Output:
         ]
         self._table("seeds", ("process", "state", "runs", "last run", "took", "detail"), rows, 1)
 
+    def settings(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """`config`: every setting, its value and where it came from."""
+        self.set(settings=[{"name": n, "value": v, "source": s} for n, v, s in rows])
+        self._table("settings", ("setting", "value", "from"), rows, -1)
+
     def _table(
         self, title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], state: int
     ) -> None:
         """A table on a terminal, aligned plain columns otherwise; column `state` is coloured."""
+        if self.document is not None:
+            return
         if self.out.is_terminal:
             table = Table(title=title, title_justify="left")
             for header in headers:
                 table.add_column(header, overflow="fold")
             for row in rows:
-                style = _STYLE.get(row[state], "")
-                cells = [
-                    Text(cell, style=style if i == state else "") for i, cell in enumerate(row)
-                ]
-                table.add_row(*cells)
+                style = _STYLE.get(row[state], "") if state >= 0 else ""
+                table.add_row(
+                    *(Text(cell, style=style if i == state else "") for i, cell in enumerate(row))
+                )
             self.out.print(table)
             return
         self.out.print(title, markup=False)
@@ -182,6 +281,20 @@ class Output:
 
     def failure(self, error: MigratorError) -> None:
         """An expected error on stderr: one headline, then the context that helps fix it."""
+        problems = getattr(error, "problems", [])
+        self.set(
+            error={
+                "type": type(error).__name__,
+                "message": error.message,
+                "problems": problems,
+                "hint": error.hint,
+                **(
+                    {"location": error.location, "sqlstate": error.sqlstate}
+                    if isinstance(error, MigrationFailed)
+                    else {}
+                ),
+            }
+        )
         lines = [Text(error.message, style="bold")]
         if isinstance(error, MigrationFailed):
             if error.sqlstate:
@@ -190,10 +303,8 @@ class Output:
                 lines.append(Text(f"DETAIL: {error.detail}"))
             if error.excerpt:
                 lines.append(Text(error.excerpt))
-        if isinstance(error, DriftError) or (
-            isinstance(error, BadFile) and len(error.problems) > 1
-        ):
-            lines.extend(Text(f"  {problem}") for problem in error.problems)
+        if isinstance(error, DriftError) or (isinstance(error, BadFile) and len(problems) > 1):
+            lines.extend(Text(f"  {problem}") for problem in problems)
         if error.hint:
             lines.append(Text(f"hint: {error.hint}", style="cyan"))
         body = Text("\n").join(lines)
@@ -203,6 +314,60 @@ class Output:
             self.err.print(Text("error: ").append(body))
 
 
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.split("\n"))
+
+
 def _chunks(status: FileStatus) -> str:
     row = status.row
     return f"{row.chunks_done}/{row.chunks_total}" if row else ""
+
+
+def _step_document(step: Step, with_sql: bool) -> dict[str, Any]:
+    migration = step.migration
+    return {
+        "schema": migration.file.schema,
+        "version": migration.file.version,
+        "path": migration.file.path,
+        "mode": migration.mode.value,
+        "resume_at_chunk": step.chunks_done + 1,
+        "forced": step.forced,
+        "chunks": [
+            {
+                "index": chunk.index,
+                "line": chunk.line,
+                "statements": chunk.statements,
+                "kind": chunk.kind.value,
+                **({"sql": chunk.sql} if with_sql else {}),
+            }
+            for chunk in migration.chunks[step.chunks_done :]
+        ],
+    }
+
+
+def _status_document(status: FileStatus) -> dict[str, Any]:
+    row = status.row
+    return {
+        "schema": status.schema,
+        "version": status.version,
+        "name": status.name,
+        "path": status.path,
+        "state": status.state.value,
+        "chunks_done": row.chunks_done if row else None,
+        "chunks_total": row.chunks_total if row else None,
+        "finished_at": row.finished_at if row else None,
+        "duration_ms": row.duration_ms if row else None,
+        "detail": status.detail,
+    }
+
+
+def _seed_document(state: SeedState) -> dict[str, Any]:
+    row = state.row
+    return {
+        "name": state.name,
+        "path": state.path,
+        "state": state.state,
+        "runs": row.runs if row else 0,
+        "finished_at": row.finished_at if row else None,
+        "detail": state.detail,
+    }

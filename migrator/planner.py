@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from migrator import sqlfile
-from migrator.errors import BadFile, DriftError
+from migrator.errors import BadFile, ConfigError, DriftError
 from migrator.model import (
     FileState,
     FileStatus,
@@ -62,8 +62,11 @@ def plan(
     *,
     to: int | None = None,
     allow_out_of_order: bool = False,
+    only: str | None = None,
+    force: bool = False,
 ) -> list[Plan]:
     """One plan per schema, in the given order; refuses on drift or any bad pending file."""
+    target = select(files, only) if only is not None else None
     drift: list[str] = []
     bad: list[str] = []
     plans = []
@@ -72,23 +75,35 @@ def plan(
         by_version = {file.version: file for file in schema_files}
         steps = []
         for status in statuses:
-            if status.is_problem and not (
-                status.state is FileState.OUT_OF_ORDER and allow_out_of_order
-            ):
+            file = by_version.get(status.version)
+            chosen = target is not None and file is target
+            if target is not None and not chosen:
+                if status.state in (FileState.CHANGED, FileState.MISSING):
+                    drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
+                continue
+            forced = chosen and status.state in _DONE_STATES
+            if forced and not force:
+                raise ConfigError(
+                    f"{status.path} is already applied",
+                    hint="Add --force to run it again (it is recorded in the journal).",
+                )
+            tolerated = chosen or (status.state is FileState.OUT_OF_ORDER and allow_out_of_order)
+            if status.is_problem and not tolerated:
                 drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
                 continue
-            if status.state not in _TO_RUN or (to is not None and status.version > to):
+            runnable = status.state in _TO_RUN or forced
+            if not runnable or file is None or (to is not None and status.version > to):
                 continue
             try:
-                migration = sqlfile.parse(by_version[status.version])
+                migration = sqlfile.parse(file)
             except BadFile as exc:
                 bad.extend(exc.problems)
                 continue
-            done = status.row.chunks_done if status.row else 0
-            problem = resume_problem(migration, status.row)
+            done = status.row.chunks_done if status.row and not forced else 0
+            problem = "" if forced else resume_problem(migration, status.row)
             if problem:
                 drift.append(problem)
-            steps.append(Step(migration, done))
+            steps.append(Step(migration, done, forced))
         plans.append(Plan(schema, tuple(steps)))
     if bad:
         raise BadFile(bad, hint="Nothing was applied. Fix the files and run again.")
@@ -103,6 +118,26 @@ def plan(
 
 
 _TO_RUN = (FileState.PENDING, FileState.OUT_OF_ORDER, FileState.FAILED, FileState.RUNNING)
+_DONE_STATES = (FileState.APPLIED, FileState.BASELINE, FileState.CHANGED)
+
+
+def select(files: Mapping[str, Sequence[SqlFile]], pattern: str) -> SqlFile:
+    """The one file whose version equals `pattern` or whose name contains it; else ConfigError."""
+    every = [file for found in files.values() for file in found]
+    if pattern.isdigit():
+        matches = [file for file in every if file.version == int(pattern)]
+    else:
+        matches = [file for file in every if pattern.lower() in file.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    shown = matches or every
+    listing = ", ".join(file.path for file in shown[:20]) or "none"
+    more = f" and {len(shown) - 20} more" if len(shown) > 20 else ""
+    what = "several migrations match" if matches else "no migration matches"
+    raise ConfigError(
+        f"--only {pattern}: {what}",
+        hint=f"{'Candidates' if matches else 'Migrations'}: {listing}{more}.",
+    )
 
 
 def resume_problem(migration: Migration, row: JournalRow | None) -> str:
@@ -122,3 +157,29 @@ def resume_problem(migration: Migration, row: JournalRow | None) -> str:
         f"({done} of {row.chunks_total} chunks are done); only the chunks not yet run may be "
         "edited before resuming: restore the done ones"
     )
+
+
+def diff(applied: str, current: str, path: str) -> tuple[str, bool]:
+    """A unified diff of the applied text against the file, and whether only whitespace differs."""
+    import difflib
+
+    lines = difflib.unified_diff(
+        applied.splitlines(keepends=True),
+        current.splitlines(keepends=True),
+        fromfile=f"{path} (applied)",
+        tofile=f"{path} (now)",
+    )
+    return "".join(lines).rstrip("\n"), applied.split() == current.split()
+
+
+_REPAIRS = {
+    FileState.CHANGED: "accept the edit",
+    FileState.FAILED: "clear the failed run",
+    FileState.RUNNING: "clear the interrupted run",
+    FileState.MISSING: "forget the journal row",
+}
+
+
+def repair_action(state: FileState) -> str:
+    """What `repair` does to a journal row in this state ("" when it leaves it alone)."""
+    return _REPAIRS.get(state, "")

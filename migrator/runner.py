@@ -13,11 +13,12 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
 from migrator import db, journal, planner, sqlfile
-from migrator.errors import MigrationFailed
+from migrator.errors import BadFile, MigrationFailed
 from migrator.model import (
     Chunk,
     ChunkKind,
     FileOutcome,
+    FileState,
     FileStatus,
     Migration,
     Plan,
@@ -40,6 +41,23 @@ class Options:
     lock_wait: float = 60.0
     to: int | None = None
     allow_out_of_order: bool = False
+    only: str | None = None
+    force: bool = False
+
+
+def preview(
+    conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], options: Options
+) -> list[Plan]:
+    """The plans `migrate` would apply now; reads the journals, takes no lock, writes nothing."""
+    rows = {schema: journal.read(conn, schema, options.journal_table) or [] for schema in files}
+    return planner.plan(
+        files,
+        rows,
+        to=options.to,
+        allow_out_of_order=options.allow_out_of_order,
+        only=options.only,
+        force=options.force,
+    )
 
 
 def migrate(
@@ -47,22 +65,16 @@ def migrate(
     files: Mapping[str, Sequence[SqlFile]],
     options: Options,
     reporter: Reporter,
+    confirm: Callable[[list[Plan]], None] = lambda plans: None,
 ) -> list[FileOutcome]:
-    """Under the advisory lock: read the journals, plan every schema, then apply the plans."""
+    """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply."""
     with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
-        rows = {}
-        missing_journal = set()
-        for schema in files:
-            found = journal.read(conn, schema, options.journal_table)
-            if found is None:
-                missing_journal.add(schema)
-            rows[schema] = found or []
-        plans = planner.plan(
-            files, rows, to=options.to, allow_out_of_order=options.allow_out_of_order
-        )
+        plans = preview(conn, files, options)
+        if any(plan.steps for plan in plans):
+            confirm(plans)
         outcomes: list[FileOutcome] = []
         for plan in plans:
-            if plan.steps and plan.schema in missing_journal:
+            if plan.steps and not journal.exists(conn, plan.schema, options.journal_table):
                 journal.ensure(conn, plan.schema, options.journal_table)
             outcomes.extend(apply(conn, plan, options, reporter))
         return outcomes
@@ -95,7 +107,8 @@ def _apply_step(
     db.reset_session(
         conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
     )
-    journal.start(conn, table, migration, step.chunks_done)
+    note = "run again with --only --force" if step.forced else None
+    journal.start(conn, table, migration, step.chunks_done, note)
     reporter.file_started(step)
     started = time.monotonic()
     try:
@@ -264,3 +277,55 @@ def describe(
         hint=hint,
         excerpt=sqlfile.excerpt(text, line),
     )
+
+
+def repairs(
+    conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], table: str
+) -> list[tuple[FileStatus, str]]:
+    """The journal rows `repair` would change, with what it would do to each."""
+    found = []
+    for status in assess(conn, files, table):
+        action = planner.repair_action(status.state)
+        if action:
+            found.append((status, action))
+    return found
+
+
+def repair(
+    conn: db.Connection,
+    files: Mapping[str, Sequence[SqlFile]],
+    repairs: Sequence[tuple[FileStatus, str]],
+    table: str,
+    reason: str,
+) -> None:
+    """Accept changed files (new hash, chunks and text, with the reason) and delete the rest."""
+    by_path = {file.path: file for found in files.values() for file in found}
+    with conn.transaction():
+        for status, _ in repairs:
+            if status.state is FileState.CHANGED and status.path:
+                migration = sqlfile.parse(by_path[status.path])
+                journal.accept(conn, table, migration, f"repaired: {reason}")
+            else:
+                journal.forget(conn, status.schema, table, status.version)
+
+
+def baseline_targets(
+    conn: db.Connection, files: Sequence[SqlFile], version: int, table: str
+) -> list[SqlFile]:
+    """The files up to `version` that have no journal row yet."""
+    schema = files[0].schema if files else ""
+    known = {row.version for row in journal.read(conn, schema, table) or []}
+    return [file for file in files if file.version <= version and file.version not in known]
+
+
+def baseline(conn: db.Connection, schema: str, targets: Sequence[SqlFile], table: str) -> None:
+    """Journal the files as `baseline` without running them."""
+    if not journal.exists(conn, schema, table):
+        journal.ensure(conn, schema, table)
+    with conn.transaction():
+        for file in targets:
+            try:
+                migration = sqlfile.parse(file)
+            except BadFile:  # an old file this lexer cannot split is still a baseline
+                migration = Migration(file, TxMode.STATEMENT, ())
+            journal.baseline(conn, table, migration, "baseline")

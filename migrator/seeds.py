@@ -238,39 +238,68 @@ def check_only(processes: Sequence[Process], only: Sequence[str]) -> None:
         )
 
 
+def plan(
+    processes: Sequence[Process], rows: Mapping[str, SeedRow], options: Options
+) -> tuple[list[Process], list[Process]]:
+    """The processes to clean (last first) and to run (in order); the others are skipped."""
+    check_only(processes, options.only)
+    selected = [p for p in processes if not options.only or p.file.name in options.only]
+    to_clean = [p for p in reversed(selected) if options.clean and p.clean is not None]
+    cleaned = {p.file.name for p in to_clean}
+    to_run = []
+    for process in selected:
+        row = rows.get(process.file.name)
+        done = row is not None and row.status is SeedStatus.SUCCESS
+        if not done or options.only or process.always_run or process.file.name in cleaned:
+            to_run.append(process)
+    return to_clean, to_run
+
+
+def describe_plan(
+    to_clean: Sequence[Process], to_run: Sequence[Process]
+) -> list[tuple[str, str, str]]:
+    """(name, action, what runs) for a dry run or a confirmation."""
+    described = [(process.file.name, "clean", "") for process in to_clean]
+    for process in to_run:
+        text = (
+            process.file.text
+            if process.file.kind is SeedKind.SQL
+            else f"run(conn) in {process.file.path}"
+        )
+        described.append((process.file.name, "run", text))
+    return described
+
+
 def seed(
     conn: db.Connection,
     processes: Sequence[Process],
     hooks: Mapping[str, Callable[..., Any]],
     options: Options,
     reporter: Reporter,
+    confirm: Callable[[list[Process], list[Process]], None] = lambda clean, run: None,
 ) -> list[SeedOutcome]:
     """Under the advisory lock: the optional clean phase, then every process due, in order."""
-    check_only(processes, options.only)
-    selected = [p for p in processes if not options.only or p.file.name in options.only]
     with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
         rows = journal.read_seeds(conn, options.table)
+        to_clean, to_run = plan(processes, rows or {}, options)
+        if to_clean or to_run:
+            confirm(to_clean, to_run)
         if rows is None:
             journal.ensure_seeds(conn, options.table)
-            rows = {}
         outcomes: list[SeedOutcome] = []
-        cleaned: set[str] = set()
         if options.clean:
             _hook(conn, hooks, "before_cleanup")
-            for process in reversed(selected):
-                if process.clean is not None:
-                    outcomes.append(_clean(conn, process, options, reporter))
-                    cleaned.add(process.file.name)
+            outcomes.extend(_clean(conn, process, options, reporter) for process in to_clean)
             _hook(conn, hooks, "after_cleanup")
         _hook(conn, hooks, "before_migration")
         failures: list[SeedOutcome] = []
-        for process in selected:
-            row = rows.get(process.file.name)
-            done = row is not None and row.status is SeedStatus.SUCCESS
-            if done and not (options.only or process.always_run or process.file.name in cleaned):
-                outcome = SeedOutcome(process.file.name, "skipped")
-                reporter.seed_done(outcome)
-                outcomes.append(outcome)
+        due = {process.file.name for process in to_run}
+        for process in processes:
+            if process.file.name not in due:
+                if not options.only or process.file.name in options.only:
+                    outcome = SeedOutcome(process.file.name, "skipped")
+                    reporter.seed_done(outcome)
+                    outcomes.append(outcome)
                 continue
             outcome = _run(conn, process, options)
             reporter.seed_done(outcome)

@@ -129,8 +129,10 @@ def test_drift_changed_and_missing_files_refuse_and_show(
 
     status = cli("status", url=database.url)
     assert status.exit_code == 0
-    states = {line.split()[2]: line.split()[3] for line in status.stdout.splitlines()[2:-1]}
+    rows = [line.split() for line in status.stdout.splitlines() if line.startswith("public ")]
+    states = {row[2]: row[3] for row in rows}
     assert states == {"0001_a.sql": "changed", "0002_b.sql": "missing", "0003_c.sql": "pending"}
+    assert "-CREATE TABLE a (id int);\n+CREATE TABLE a (id bigint);" in status.stdout
     assert cli("status", "--check", url=database.url).exit_code == 3
     assert cli("validate", url=database.url).exit_code == 3
 
