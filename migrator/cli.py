@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migrator import __version__
-from migrator.errors import ConfigError, DriftError, MigratorError, PendingWork
+from migrator.errors import ConfigError, DriftError, MigratorError, PendingWork, Refused
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep start-up fast
     from migrator.db import Connection
@@ -129,7 +129,9 @@ def reported_errors(output: Output) -> Iterator[None]:
         output.finish(error.exit_code)
         raise typer.Exit(error.exit_code) from None
     except psycopg.Error as error:
-        message = scrub(" ".join(str(error).split()), os.environ.get("MIGRATOR_DATABASE_URL", ""))
+        message = " ".join(str(error).split())
+        for name in ("MIGRATOR_DATABASE_URL", "DATABASE_URL"):
+            message = scrub(message, os.environ.get(name, ""))
         output.failure(MigratorError(f"database error: {message}"))
         output.finish(1)
         raise typer.Exit(1) from None
@@ -194,9 +196,9 @@ def _writing(config: Settings) -> None:
 
 
 def _target(conn: Connection) -> str:
-    from migrator.db import mask
+    from migrator.db import target
 
-    return mask(conn.info.dsn)
+    return target(conn)
 
 
 def _confirmer(
@@ -216,7 +218,10 @@ def _confirmer(
             config.env, dbname, confirm, os.environ.get("CONFIRM_PROD"), interactive
         )
         if decision is guard.Decision.ASK:
-            answer = typer.prompt(f"Type the database name ({dbname}) to go ahead", err=True)
+            try:
+                answer = typer.prompt(f"Type the database name ({dbname}) to go ahead", err=True)
+            except typer.Abort:  # end of input or Ctrl-C at the question: not confirmed
+                raise Refused("production: no answer; nothing was changed") from None
             guard.check_answer(answer, dbname)
 
     return check
@@ -345,17 +350,19 @@ def _show_drift(
 @app.command()
 def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
     """Check every file parses and matches the journal; exit 3 on drift."""
-    from migrator import runner, sqlfile
+    from migrator import planner, runner, sqlfile
     from migrator.errors import BadFile
+    from migrator.model import FileState
 
     output = _output(ctx)
     with reported_errors(output):
         config = _settings(ctx)
         files = _files(config, schemas)
         problems: list[str] = []
+        parsed = {}
         for file in (file for found in files.values() for file in found):
             try:
-                sqlfile.parse(file)
+                parsed[file.path] = sqlfile.parse(file)
             except BadFile as exc:
                 problems.extend(exc.problems)
         if problems:
@@ -364,6 +371,13 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
             statuses = runner.assess(conn, files, config.journal_table)
             _show_drift(conn, config, output, statuses, files)
         drift = [f"{s.path or s.name}: {s.detail}" for s in statuses if s.is_problem]
+        # A failed or interrupted file whose done chunks were edited cannot resume: drift too.
+        drift.extend(
+            problem
+            for s in statuses
+            if s.state in (FileState.FAILED, FileState.RUNNING) and s.path in parsed
+            if (problem := planner.resume_problem(parsed[s.path], s.row))
+        )
         if drift:
             raise DriftError("the migrations on disk disagree with the journal", problems=drift)
         output.set(valid=True, files=len(statuses))

@@ -41,6 +41,15 @@ def mask(conninfo: str) -> str:
     return f"postgresql://{user}{secret}@{host or 'localhost'}{port}/{dbname}"
 
 
+def target(conn: Connection) -> str:
+    """The connected target as users may see it: postgresql://user:***@host:port/dbname."""
+    info = conn.info
+    secret = ":***" if info.password else ""
+    if info.host.startswith("/"):
+        return f"postgresql://{info.user}{secret}@:{info.port}/{info.dbname}?host={info.host}"
+    return f"postgresql://{info.user}{secret}@{info.host}:{info.port}/{info.dbname}"
+
+
 def scrub(text: str, conninfo: str) -> str:
     """The text with the connection's password, if any, replaced by ***."""
     try:

@@ -142,13 +142,16 @@ class Output:
     def plan(self, target: str, plans: Sequence[Plan], *, with_sql: bool = False) -> None:
         """What `migrate` would do: per file its chunks and statements, and what runs unwrapped."""
         steps = [step for plan in plans for step in plan.steps]
-        self.set(target=target, plan=[_step_document(step, with_sql) for step in steps])
+        self.set(plan=[_step_document(step, with_sql) for step in steps])
+        if target:
+            self.set(target=target)
         if self.document is not None:
             return
+        on = f" on {target}" if target else ""
         if not steps:
-            self.line(f"nothing to apply on {target}")
+            self.line(f"nothing to apply{on}")
             return
-        self.line(f"plan for {target}: {_plural(len(steps), 'file')}")
+        self.line(f"plan{on}: {_plural(len(steps), 'file')}")
         for step in steps:
             migration = step.migration
             pending = migration.chunks[step.chunks_done :]
@@ -222,11 +225,14 @@ class Output:
 
     def seed_plan(self, target: str, due: Sequence[tuple[str, str, str]]) -> None:
         """What `seed` would do: (name, action, SQL or description) per process."""
-        self.set(target=target, plan=[{"name": n, "action": a, "sql": s} for n, a, s in due])
+        self.set(plan=[{"name": n, "action": a, "sql": s} for n, a, s in due])
+        if target:
+            self.set(target=target)
+        on = f" on {target}" if target else ""
         if not due:
-            self.line(f"no seed process is due on {target}")
+            self.line(f"no seed process is due{on}")
             return
-        self.line(f"seed plan for {target}:")
+        self.line(f"seed plan{on}:")
         for name, action, text in due:
             self.line(f"  {action} {name}")
             if text:

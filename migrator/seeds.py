@@ -284,16 +284,17 @@ def seed(
         to_clean, to_run = plan(processes, rows or {}, options)
         if to_clean or to_run:
             confirm(to_clean, to_run)
-        if rows is None:
+        if rows is None and (to_clean or to_run):  # nothing due: write nothing, not even this
             journal.ensure_seeds(conn, options.table)
         outcomes: list[SeedOutcome] = []
         if options.clean:
             _hook(conn, hooks, "before_cleanup")
             outcomes.extend(_clean(conn, process, options, reporter) for process in to_clean)
             _hook(conn, hooks, "after_cleanup")
-        _hook(conn, hooks, "before_migration")
-        failures: list[SeedOutcome] = []
         due = {process.file.name for process in to_run}
+        if due or to_clean:  # with nothing due, nothing runs: no hooks either
+            _hook(conn, hooks, "before_migration")
+        failures: list[SeedOutcome] = []
         for process in processes:
             if process.file.name not in due:
                 if not options.only or process.file.name in options.only:
@@ -318,7 +319,8 @@ def seed(
                 hint="Its writes were rolled back and FAIL recorded in the seed journal; fix it "
                 "and run again (processes already SUCCESS are skipped).",
             )
-        _hook(conn, hooks, "after_migration")
+        if due or to_clean:
+            _hook(conn, hooks, "after_migration")
         return outcomes
 
 
