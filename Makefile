@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The suite runs on the machine's PostgreSQL when 127.0.0.1:5432 answers (or on
+# MIGRATOR_TEST_DATABASE_URL), then again on the embedded one, a second major version.
+LOCAL_PG := postgresql://postgres@127.0.0.1:5432/postgres
 test: install
 	$(BIN)/pytest -q
+	@if [ -n "$$MIGRATOR_TEST_DATABASE_URL" ] || $(BIN)/python -c "import psycopg; \
+		psycopg.connect('$(LOCAL_PG)', connect_timeout=3).close()" 2>/dev/null; then \
+		echo "== again on the embedded PostgreSQL =="; \
+		MIGRATOR_TEST_SERVER=embedded $(BIN)/pytest -q; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

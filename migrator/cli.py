@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from migrator import __version__
-from migrator.errors import ConfigError, DriftError, MigratorError, PendingWork, Refused
+from migrator.errors import (
+    ConfigError,
+    DriftError,
+    MigratorError,
+    PendingWork,
+    Refused,
+    Terminated,
+)
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep start-up fast
     from migrator.db import Connection
@@ -135,11 +144,22 @@ def reported_errors(output: Output) -> Iterator[None]:
         output.failure(MigratorError(f"database error: {message}"))
         output.finish(1)
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        output.notice("interrupted: the journal records what was done; run again to resume")
-        output.finish(130)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as interrupt:
+        # psycopg cancelled the statement in progress and its transaction rolled back; the
+        # advisory lock was released on the way here.
+        code = interrupt.exit_code if isinstance(interrupt, Terminated) else 130
+        by = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+        output.notice(
+            f"interrupted ({by}): a statement in progress was cancelled and rolled back, and the "
+            "journal records what was done; run again to resume"
+        )
+        output.finish(code)
+        raise typer.Exit(code) from None
     output.finish(0)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
 
 
 def _output(ctx: typer.Context) -> Output:
@@ -162,22 +182,34 @@ def _settings(ctx: typer.Context) -> Settings:
     )
 
 
-def _connect(config: Settings, output: Output) -> Connection:
+@contextmanager
+def _connect(config: Settings, output: Output) -> Iterator[Connection]:
+    """The session for a command, closed after it; a connection lost midway is ConnectionLost."""
+    import psycopg
+
     from migrator import db, embedded, settings
 
     target = settings.target(config)
     if target is not None:
-        return db.connect(target.conninfo, wait=config.wait_for_db)
-    if config.env != "development":
+        conninfo = target.conninfo
+    elif config.env != "development":
         raise ConfigError(
             f"no database configured for the {config.env} environment",
             hint="Set MIGRATOR_DATABASE_URL (or DATABASE_URL, or --database-url).",
         )
-    output.notice(
-        f"No database configured: using the embedded PostgreSQL in {config.embedded_dir}/ "
-        "(set MIGRATOR_DATABASE_URL to use your own)."
-    )
-    return db.connect(embedded.start(config.embedded_dir))
+    else:
+        output.notice(
+            f"No database configured: using the embedded PostgreSQL in {config.embedded_dir}/ "
+            "(set MIGRATOR_DATABASE_URL to use your own)."
+        )
+        conninfo = embedded.start(config.embedded_dir)
+    with db.connect(conninfo, wait=config.wait_for_db if target else 0) as conn:
+        try:
+            yield conn
+        except psycopg.Error as error:
+            if conn.broken:
+                raise db.connection_lost("", error) from error
+            raise
 
 
 def _files(config: Settings, schemas: list[str] | None) -> dict[str, tuple[SqlFile, ...]]:
@@ -291,10 +323,11 @@ def migrate(
                 output.plan(_target(conn), runner.preview(conn, files, options), with_sql=True)
                 return
             check = _confirmer(config, conn, output, confirm)
+            started = time.monotonic()
             outcomes = runner.migrate(
                 conn, files, options, output, lambda plans: check(lambda: output.plan("", plans))
             )
-        output.migrated(outcomes, sum(len(found) for found in files.values()))
+        output.migrated(outcomes, sum(len(found) for found in files.values()), _ms_since(started))
 
 
 @app.command()
@@ -415,6 +448,7 @@ def seed(
             lock_wait=config.lock_wait,
             lock_timeout=config.lock_timeout,
             statement_timeout=config.statement_timeout,
+            lock_retries=config.lock_retries,
         )
         seeds.check_only(processes, options.only)
         if not dry_run:
@@ -430,7 +464,9 @@ def seed(
             def show(to_clean: list[seeds.Process], to_run: list[seeds.Process]) -> None:
                 check(lambda: output.seed_plan("", seeds.describe_plan(to_clean, to_run)))
 
-            outcomes = seeds.seed(conn, processes, hooks, options, output, show)
+            outcomes = seeds.seed(
+                conn, processes, hooks, options, output, show, on_retry=output.seed_retry
+            )
         output.seeded(outcomes)
 
 
@@ -535,9 +571,10 @@ def reset(ctx: typer.Context, schemas: Schemas = None) -> None:
                 for schema in files:
                     db.drop_schema(conn, schema)
                     output.info(f"dropped schema {schema}")
+            started = time.monotonic()
             outcomes = runner.migrate(conn, files, options, output)
         output.set(reset=list(files))
-        output.migrated(outcomes, sum(len(found) for found in files.values()))
+        output.migrated(outcomes, sum(len(found) for found in files.values()), _ms_since(started))
 
 
 @app.command()
@@ -578,6 +615,13 @@ def new(
         output.line(f"created {discovery.display(path)}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main() -> None:
-    """The console script."""
+    """The console script. SIGTERM is handled like Ctrl-C (the statement in progress cancelled
+    and rolled back, the lock released, "run again to resume"), but exits 143 instead of 130."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="migrator")

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from migrator.errors import CannotConnect, LockNotAcquired
+from migrator.errors import CannotConnect, ConnectionLost, LockNotAcquired
 from migrator.model import LockHolder
 
 # One documented key per database: the eight bytes "migrator", big-endian, as a bigint.
@@ -46,7 +46,7 @@ def target(conn: Connection) -> str:
     info = conn.info
     secret = ":***" if info.password else ""
     if info.host.startswith("/"):
-        return f"postgresql://{info.user}{secret}@:{info.port}/{info.dbname}?host={info.host}"
+        return f"postgresql://{info.user}{secret}@/{info.dbname}?host={info.host}"
     return f"postgresql://{info.user}{secret}@{info.host}:{info.port}/{info.dbname}"
 
 
@@ -59,6 +59,9 @@ def scrub(text: str, conninfo: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+_NAMING = ("host", "hostaddr", "dbname", "user", "service")
+
+
 def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 0) -> Connection:
     """An autocommit session; CannotConnect (masked target, one line) when it cannot be had."""
     try:
@@ -68,6 +71,12 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
             "the database URL is not valid",
             hint="Expected postgresql://user:password@host:port/dbname or key=value pairs.",
         ) from None
+    if conninfo.strip() and not any(parts.get(key) for key in _NAMING):
+        raise CannotConnect(
+            "the database URL names no host, database or user",
+            hint="Expected postgresql://user:password@host:port/dbname; to use libpq's PG* "
+            "variables instead, leave the URL unset.",
+        )
     if "@" in str(parts.get("host") or ""):
         raise CannotConnect(
             "the database URL has an unencoded '@' in its user or password",
@@ -91,6 +100,23 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
                 hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
                 "that the server is up.",
             ) from None
+
+
+def connection_lost(where: str, error: BaseException | None) -> ConnectionLost:
+    """The server connection broke (during `where`, if given): what was in progress is gone."""
+    reason = ""
+    if isinstance(error, psycopg.Error):
+        reason = error.diag.message_primary or " ".join(str(error).split())
+    elif error is not None:
+        reason = " ".join(str(error).split())
+    return ConnectionLost(
+        "the connection to the server was lost"
+        + (f" during {where}" if where else "")
+        + (f": {reason}" if reason else ""),
+        hint="The server rolled back what was in progress, and the journal records every "
+        "statement that committed: run again, and the next run resumes at the first one not "
+        "recorded as done.",
+    )
 
 
 def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
@@ -158,6 +184,63 @@ def advisory_lock(
     finally:
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+# Who held a lock that a statement gave up on (lock_timeout, 55P03). A session cannot look at
+# its own wait, so this runs just after the failed statement rolled back: the other sessions
+# of this database holding a granted lock, whose transaction began at least lock_timeout ago
+# (or whose start this role may not see); those holding the strongest lock on a user table
+# first, then the oldest transaction.
+_BLOCKERS = """
+WITH held AS (
+    SELECT l.pid,
+           max(array_position(ARRAY['AccessShareLock', 'RowShareLock', 'RowExclusiveLock',
+               'ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock',
+               'ExclusiveLock', 'AccessExclusiveLock'], l.mode)) AS strength,
+           string_agg(DISTINCT l.mode || ' on ' || l.relation::regclass::text, ', ') AS locks
+      FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+     WHERE l.granted AND l.locktype = 'relation' AND c.oid >= 16384
+       AND c.relkind IN ('r', 'p', 'm', 'f')
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     GROUP BY l.pid
+)
+SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), a.xact_start, h.locks
+  FROM pg_stat_activity a LEFT JOIN held h ON h.pid = a.pid
+ WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND a.pid <> pg_backend_pid()
+   AND (a.xact_start IS NULL AND a.state IS NULL
+        OR a.xact_start <= clock_timestamp() - current_setting('lock_timeout')::interval)
+   AND (h.pid IS NOT NULL OR EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid
+        AND l.granted AND l.locktype IN ('relation', 'tuple', 'transactionid', 'object')))
+ ORDER BY h.strength DESC NULLS LAST, a.xact_start NULLS LAST, a.pid
+ LIMIT 3
+"""
+
+
+def blockers(conn: Connection) -> list[str]:
+    """The sessions that most likely held the lock a statement just timed out on, described:
+    'pid 123 (psql, idle in transaction since 2024-05-01 12:00:01, holding AccessExclusiveLock
+    on orders)'. Best effort: [] when none is found or the lookup itself fails."""
+    try:
+        rows = conn.execute(_BLOCKERS).fetchall()
+    except psycopg.Error:
+        return []
+    found = []
+    for pid, name, state, since, locks in rows:
+        parts = [name or "no application_name"]
+        if state:
+            parts.append(f"{state} since {since:%Y-%m-%d %H:%M:%S}" if since else state)
+        if locks:
+            parts.append(f"holding {locks}")
+        found.append(f"pid {pid} ({', '.join(parts)})")
+    return found
+
+
+def describe_blockers(found: list[str]) -> str:
+    """'blocked by pid 123 (...)', or what to make of finding none."""
+    if not found:
+        return "no blocking session is left: its transaction has ended meanwhile"
+    return "blocked by " + "; ".join(found)
 
 
 def describe_holder(holder: LockHolder) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from pathlib import Path
@@ -28,22 +29,66 @@ def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
             hint="Create it (one folder per schema, e.g. sql/public/) or set --sql-dir / "
             "MIGRATOR_SQL_DIR.",
         )
-    found, strays = [], []
-    for entry in os.scandir(sql_dir):
+    found, problems = [], []
+    prefix = display(sql_dir)
+    for entry in _entries(sql_dir):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        path = f"{prefix}/{entry.name}"
+        if broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
+            problems.append(f"{path}: {broken}")
+        elif entry.is_dir():
             found.append(entry.name)
+            if problem := schema_problem(entry.name):
+                problems.append(f"{path}: {problem}")
         elif entry.name.endswith(".sql"):
-            strays.append(display(sql_dir / entry.name))
-    if strays:
-        raise BadFile(
-            [
-                f"{path}: migrations belong in a schema folder, e.g. {display(sql_dir)}/public/"
-                for path in sorted(strays)
-            ]
-        )
+            problems.append(f"{path}: migrations belong in a schema folder, e.g. {prefix}/public/")
+    if problems:
+        raise BadFile(sorted(problems), hint="Nothing was applied. Fix the folders and run again.")
     return schema_order(found, configured)
+
+
+MAX_IDENTIFIER = 63  # bytes: PostgreSQL truncates longer names (NAMEDATALEN - 1)
+
+
+def schema_problem(name: str) -> str:
+    """Why a folder name cannot name a PostgreSQL schema ("" when it can, quoted as needed)."""
+    size = len(name.encode("utf-8"))
+    if size > MAX_IDENTIFIER:
+        return (
+            f"the schema name is {size} bytes long; PostgreSQL cuts names to {MAX_IDENTIFIER} "
+            "bytes, so it would create another schema than the folder says: rename the folder"
+        )
+    if name.startswith("pg_"):
+        return "PostgreSQL reserves schema names starting with pg_: rename the folder"
+    return ""
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """A folder's entries; BadFile when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise BadFile(
+            [f"{display(folder)}: cannot list the folder ({exc.strerror or exc})"],
+            hint="Nothing was applied. Fix the folder's permissions and run again.",
+        ) from None
+
+
+def _broken_link(entry: os.DirEntry[str]) -> str:
+    """Why a symbolic link cannot be followed ("" when it can, or is no link)."""
+    if not entry.is_symlink():
+        return ""
+    try:
+        os.stat(entry.path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOENT:
+            return f"a symbolic link to {os.readlink(entry.path)}, which does not exist"
+        return f"a symbolic link that cannot be followed ({exc.strerror or exc})"
+    return ""
 
 
 def select_schemas(available: list[str], requested: tuple[str, ...]) -> list[str]:
@@ -63,13 +108,17 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     prefix = display(folder)
     problems: list[str] = []
     files: list[SqlFile] = []
-    for entry in os.scandir(folder):
+    for entry in _entries(folder):
         if not entry.name.endswith(".sql") or entry.name.startswith("."):
             continue
         path = f"{prefix}/{entry.name}"
         try:
+            if broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
+                raise BadFile([f"{path}: {broken}"])
             if entry.is_dir():
                 raise BadFile([f"{path}: a folder named like a migration file"])
+            if not entry.is_file():  # reading a FIFO would wait forever
+                raise BadFile([f"{path}: not a regular file"])
             data = Path(entry.path).read_bytes()
             files.append(sqlfile.read(schema, entry.name, path, data))
         except BadFile as exc:
@@ -105,6 +154,8 @@ def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) 
     """Create the next numbered file in a schema folder, as wide as the existing versions."""
     if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
         raise ConfigError(f"'{schema}' is not a schema folder name")
+    if problem := schema_problem(schema):
+        raise ConfigError(f"'{schema}': {problem}")
     slug = "_".join(name.lower().replace("-", " ").split())
     if not slug or sqlfile.parse_name(f"0_{slug}.sql") is None:
         raise ConfigError(f"'{name}' cannot be part of a file name")

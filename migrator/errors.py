@@ -93,3 +93,20 @@ class LockNotAcquired(MigratorError):
     """Another runner held the advisory lock for longer than lock_wait."""
 
     exit_code = 5
+
+
+class ConnectionLost(MigratorError):
+    """The server connection broke mid-run; the journal holds exactly what committed."""
+
+    exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that psycopg cancels the statement in progress; exit 143.
+
+    A KeyboardInterrupt, not a MigratorError: psycopg sends the server a cancel request only
+    for KeyboardInterrupt and SystemExit, then the transaction rolls back and the advisory
+    lock is released on the way out, as for Ctrl-C (which exits 130).
+    """
+
+    exit_code = 143

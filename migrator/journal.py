@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from psycopg import sql
 
 from migrator import __version__
@@ -11,8 +13,54 @@ from migrator.model import JournalRow, Migration, RowStatus, SeedFile, SeedRow, 
 
 COLUMNS = (
     "version, name, hash, chunk_hashes, status, chunks_total, chunks_done, error,"
-    " started_at, finished_at, duration_ms, applied_by"
+    " started_at, finished_at, duration_ms, applied_by, migrator_version"
 )
+
+# Every column the runner reads or writes, with its pg_type.typcategory (N numeric, S string,
+# A array, D date/time, B boolean): what a table of that name must have to be our journal.
+_SHAPE = {
+    "version": "N",
+    "name": "S",
+    "hash": "S",
+    "chunk_hashes": "A",
+    "content": "S",
+    "status": "S",
+    "chunks_total": "N",
+    "chunks_done": "N",
+    "error": "S",
+    "started_at": "D",
+    "finished_at": "D",
+    "duration_ms": "N",
+    "applied_by": "S",
+    "migrator_version": "S",
+    "note": "S",
+}
+_SEED_SHAPE = {
+    "name": "S",
+    "status": "S",
+    "hash": "S",
+    "always_run": "B",
+    "runs": "N",
+    "error": "S",
+    "started_at": "D",
+    "finished_at": "D",
+    "duration_ms": "N",
+    "applied_by": "S",
+}
+_TYPE_NAMES = {"N": "a number", "S": "text", "A": "an array", "D": "a timestamp", "B": "a boolean"}
+
+# One catalog query: whether the table is there, what kind of relation it is, and its columns:
+# type category, NOT NULL without a default, and whether a unique index covers it alone.
+_COLUMNS_QUERY = """
+SELECT c.relkind::text, a.attname::text, t.typcategory::text,
+       coalesce(a.attnotnull AND NOT a.atthasdef AND a.attidentity = '', false),
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
+               AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL)
+FROM pg_class c
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_type t ON t.oid = a.atttypid
+WHERE c.oid = to_regclass(%s)
+"""
 
 _CREATE = """
 CREATE TABLE {table} (
@@ -49,20 +97,47 @@ def exists(conn: Connection, schema: str, name: str) -> bool:
 
 
 def read(conn: Connection, schema: str, name: str) -> list[JournalRow] | None:
-    """Every row of a schema's journal, by version; None when there is no journal yet."""
+    """Every row of a schema's journal, by version; None when there is no journal yet.
+
+    ConfigError when a table of that name is not a journal this migrator can use: another
+    tool's table, or one that a newer migrator wrote.
+    """
     qualified = table(schema, name).as_string(conn)
-    if not exists(conn, schema, name):
+    extra = _check_shape(conn, qualified, _SHAPE, key="version")
+    if extra is None:
         return None
     query = sql.SQL("SELECT " + COLUMNS + " FROM {} ORDER BY version").format(table(schema, name))
+    fetched = conn.execute(query).fetchall()
+    newest = max((str(row[12]) for row in fetched), key=version_key, default=__version__)
+    newer = version_key(newest) > version_key(__version__)
+    unknown_columns = [column for column, required in extra.items() if required or newer]
+    if newer and unknown_columns:
+        raise _newer(
+            qualified,
+            newest,
+            f"it has columns this version does not know: {', '.join(unknown_columns)}",
+        )
+    if unknown_columns:
+        raise ConfigError(
+            f"journal {qualified} has NOT NULL columns without a default that migrator does not "
+            f"fill: {', '.join(unknown_columns)}",
+            hint="Nothing was applied. Drop those columns, or give them a default.",
+        )
     rows = []
-    for row in conn.execute(query):
+    for row in fetched:
         try:
             status = RowStatus(row[4])
         except ValueError:
+            what = (
+                f"it holds status '{row[4]}' for version {row[0]}, which this version does not know"
+            )
+            if newer:
+                raise _newer(qualified, newest, what) from None
+            known = ", ".join(status.value for status in RowStatus)
             raise ConfigError(
-                f"journal {qualified} holds status '{row[4]}' for version {row[0]}, "
-                "which this migrator does not know",
-                hint="A newer migrator wrote it: upgrade migrator.",
+                f"journal {qualified}: {what} (this is migrator {__version__})",
+                hint=f"Nothing was applied. A newer migrator or a hand edit wrote it: upgrade "
+                f"migrator, or set the status back to one of {known}.",
             ) from None
         rows.append(
             JournalRow(
@@ -81,6 +156,63 @@ def read(conn: Connection, schema: str, name: str) -> list[JournalRow] | None:
             )
         )
     return rows
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'1.10.2' -> (1, 10, 2), for comparing releases; the leading numbers only."""
+    match = re.match(r"[0-9]+(?:\.[0-9]+)*", version.strip().lstrip("vV"))
+    return tuple(int(part) for part in match[0].split(".")) if match else ()
+
+
+def _newer(qualified: str, version: str, what: str) -> ConfigError:
+    return ConfigError(
+        f"journal {qualified} was written by a newer migrator ({version}): upgrade migrator "
+        f"(this is {__version__}); {what}",
+        hint="Nothing was applied. An older migrator cannot tell what a newer one recorded.",
+    )
+
+
+def _check_shape(
+    conn: Connection, qualified: str, shape: dict[str, str], *, key: str, what: str = "journal"
+) -> dict[str, bool] | None:
+    """None when there is no such table; else its columns that migrator does not know, each
+    with whether it is NOT NULL without a default. ConfigError when it cannot be our journal."""
+    found = conn.execute(_COLUMNS_QUERY, (qualified,)).fetchall()
+    if not found:
+        return None
+    kind = found[0][0]
+    if kind not in ("r", "p"):
+        kinds = {"v": "a view", "m": "a materialized view", "f": "a foreign table"}
+        raise ConfigError(
+            f"{what} {qualified} is {kinds.get(kind, 'not a table')}, not a table migrator created",
+            hint=_SHAPE_HINT,
+        )
+    columns = {
+        column: (category, required, unique)
+        for _, column, category, required, unique in found
+        if column is not None
+    }
+    problems = []
+    missing = [column for column in shape if column not in columns]
+    if missing:
+        problems.append(f"it has no column {', '.join(missing)}")
+    for column, category in shape.items():
+        if column in columns and columns[column][0] != category:
+            problems.append(f"{column} is not {_TYPE_NAMES[category]}")
+    if key in columns and not columns[key][2]:
+        problems.append(f"{key} has no unique index or primary key")
+    if problems:
+        raise ConfigError(
+            f"{what} {qualified} does not have the shape migrator needs: {'; '.join(problems)}",
+            hint=_SHAPE_HINT,
+        )
+    return {column: values[1] for column, values in columns.items() if column not in shape}
+
+
+_SHAPE_HINT = (
+    "Nothing was applied. Another tool may own a table of that name: choose another journal "
+    "table name (journal_table, MIGRATOR_JOURNAL_TABLE; seeds_table for seeds), or rename it."
+)
 
 
 def ensure(conn: Connection, schema: str, name: str) -> None:
@@ -174,9 +306,16 @@ CREATE TABLE {table} (
 def read_seeds(conn: Connection, name: str) -> dict[str, SeedRow] | None:
     """Every row of public."<name>" by process name; None when there is no seed journal yet."""
     qualified = table("public", name).as_string(conn)
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
-    if not exists or not exists[0]:
+    extra = _check_shape(conn, qualified, _SEED_SHAPE, key="name", what="seed journal")
+    if extra is None:
         return None
+    required = [column for column, not_null in extra.items() if not_null]
+    if required:
+        raise ConfigError(
+            f"seed journal {qualified} has NOT NULL columns without a default that migrator "
+            f"does not fill: {', '.join(required)}",
+            hint="A newer migrator may have written it: upgrade migrator. Or drop the columns.",
+        )
     query = sql.SQL(
         "SELECT name, status, hash, always_run, runs, error, finished_at, duration_ms FROM {}"
     ).format(table("public", name))

@@ -118,6 +118,10 @@ class Output:
             f"retry {attempt} in {delay:g}s"
         )
 
+    def seed_retry(self, name: str, attempt: int, delay: float) -> None:
+        """A seed process hit lock_timeout, was rolled back, and runs again after `delay`."""
+        self.notice(f"seed {name} hit lock_timeout; retry {attempt} in {delay:g}s")
+
     def file_done(self, outcome: FileOutcome) -> None:
         resumed = f", resumed at chunk {outcome.resumed_at + 1}" if outcome.resumed_at else ""
         chunks = _plural(outcome.chunks_run, "chunk")
@@ -129,15 +133,16 @@ class Output:
         self.info(f"{outcome.action} {outcome.name}{reason}{took}")
 
     # Results.
-    def migrated(self, outcomes: Sequence[FileOutcome], files: int) -> None:
+    def migrated(self, outcomes: Sequence[FileOutcome], files: int, elapsed_ms: int) -> None:
         """The closing line of `migrate`."""
         self.set(applied=[asdict(outcome) for outcome in outcomes])
         if not outcomes:
             self.line(f"nothing to do: all {files} migration files are applied")
             return
-        ms = sum(outcome.duration_ms for outcome in outcomes)
         chunks = sum(outcome.chunks_run for outcome in outcomes)
-        self.line(f"applied {_plural(len(outcomes), 'file')}, {chunks} chunks, in {_duration(ms)}")
+        self.line(
+            f"applied {_plural(len(outcomes), 'file')}, {chunks} chunks, in {_duration(elapsed_ms)}"
+        )
 
     def plan(self, target: str, plans: Sequence[Plan], *, with_sql: bool = False) -> None:
         """What `migrate` would do: per file its chunks and statements, and what runs unwrapped."""

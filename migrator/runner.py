@@ -13,7 +13,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
 from migrator import db, journal, planner, sqlfile
-from migrator.errors import BadFile, MigrationFailed
+from migrator.errors import BadFile, MigrationFailed, MigratorError
 from migrator.model import (
     Chunk,
     ChunkKind,
@@ -154,6 +154,7 @@ class _ChunkError(Exception):
         self.chunk = chunk
         self.error = error
         self.message = message
+        self.retries = 0  # how many times it was retried after lock_timeout
 
 
 def _execute(conn: db.Connection, chunk: Chunk) -> None:
@@ -226,22 +227,29 @@ def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: R
             if not isinstance(failure.error, pg_errors.LockNotAvailable):
                 raise
             if attempt == options.lock_retries:
+                failure.retries = attempt
                 raise
             delay = options.retry_delay * 2**attempt
             reporter.chunk_retry(step, failure.chunk, attempt + 1, delay)
             time.sleep(delay)
 
 
-def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> MigrationFailed:
+def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> MigratorError:
     """Describe the failure and mark the journal row failed, if the session is still there."""
-    error = describe(step.migration, failure.chunk, failure.error, failure.message)
     file = step.migration.file
     if conn.broken or conn.closed:
-        error.hint = (
-            "The connection to the server was lost, so the journal still says 'running'; "
-            "the next run resumes at the first chunk not recorded as done."
+        return db.connection_lost(
+            f"{file.path} (chunk {failure.chunk.index} of {len(step.migration.chunks)})",
+            failure.error,
         )
-        return error
+    error = describe(step.migration, failure.chunk, failure.error, failure.message)
+    if isinstance(failure.error, pg_errors.LockNotAvailable):
+        if failure.retries:
+            times = "once" if failure.retries == 1 else f"{failure.retries} times"
+            error.message += f" (retried {times})"
+        blocked = db.describe_blockers(db.blockers(conn))
+        error.detail = f"{error.detail}\n{blocked}" if error.detail else blocked
+        error.hint = error.hint or LOCK_HINT
     lines = [error.message]
     if error.detail:
         lines.append(f"DETAIL: {error.detail}")
@@ -251,6 +259,13 @@ def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> 
         lines[0] = f"{error.message} [SQLSTATE {error.sqlstate}]"
     journal.fail(conn, file.schema, table, file.version, "\n".join(lines))
     return error
+
+
+LOCK_HINT = (
+    "Another session held a lock this statement needed for longer than lock_timeout: end "
+    "that session's transaction (or SELECT pg_terminate_backend(pid)), or raise lock_timeout or "
+    "lock_retries (MIGRATOR_LOCK_TIMEOUT, MIGRATOR_LOCK_RETRIES); then run again to resume."
+)
 
 
 def describe(

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from migrator import db, journal, sqlfile
 from migrator.discovery import display
@@ -127,6 +128,8 @@ class Options:
     lock_wait: float = 60.0
     lock_timeout: str = "10s"
     statement_timeout: str = "0"
+    lock_retries: int = 3  # a process that hits lock_timeout runs again, as a whole, this often
+    retry_delay: float = 0.5  # seconds before the first retry; doubled for each next one
 
 
 def load(
@@ -277,6 +280,8 @@ def seed(
     options: Options,
     reporter: Reporter,
     confirm: Callable[[list[Process], list[Process]], None] = lambda clean, run: None,
+    *,
+    on_retry: Callable[[str, int, float], None] = lambda name, attempt, delay: None,
 ) -> list[SeedOutcome]:
     """Under the advisory lock: the optional clean phase, then every process due, in order."""
     with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
@@ -302,7 +307,7 @@ def seed(
                     reporter.seed_done(outcome)
                     outcomes.append(outcome)
                 continue
-            outcome = _run(conn, process, options)
+            outcome = _run(conn, process, options, on_retry)
             reporter.seed_done(outcome)
             outcomes.append(outcome)
             if outcome.action == "failed":
@@ -328,8 +333,16 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _run(conn: db.Connection, process: Process, options: Options) -> SeedOutcome:
-    """Run a process in a transaction whose commit records SUCCESS; on error record FAIL."""
+def _run(
+    conn: db.Connection,
+    process: Process,
+    options: Options,
+    on_retry: Callable[[str, int, float], None],
+) -> SeedOutcome:
+    """Run a process in a transaction whose commit records SUCCESS; on error record FAIL.
+
+    A process that hits lock_timeout (55P03) was rolled back whole, so it runs again, up to
+    lock_retries times with a doubling delay, before it fails naming the blocking session."""
     lock_timeout, statement_timeout = options.lock_timeout, options.statement_timeout
     if process.migration is not None:
         lock_timeout = process.migration.lock_timeout or lock_timeout
@@ -337,32 +350,60 @@ def _run(conn: db.Connection, process: Process, options: Options) -> SeedOutcome
     db.reset_session(conn, "public", lock_timeout, statement_timeout)
     started = time.monotonic()
     name = process.file.name
-    try:
-        with conn.transaction():
-            process.run(conn)
-            journal.record_seed(
-                conn,
-                options.table,
-                process.file,
-                SeedStatus.SUCCESS,
-                always_run=process.always_run,
-                duration_ms=_ms_since(started),
-            )
-    except Exception as exc:  # a seed process may raise anything; it fails, the run goes on
-        if conn.broken:
-            raise
-        error = _describe(exc, process)
-        journal.record_seed(
-            conn,
-            options.table,
-            process.file,
-            SeedStatus.FAIL,
-            always_run=process.always_run,
-            duration_ms=_ms_since(started),
-            error=error,
-        )
-        return SeedOutcome(name, "failed", _ms_since(started), error)
-    return SeedOutcome(name, "ran", _ms_since(started))
+    attempt = 0
+    while True:
+        try:
+            with conn.transaction():
+                process.run(conn)
+                journal.record_seed(
+                    conn,
+                    options.table,
+                    process.file,
+                    SeedStatus.SUCCESS,
+                    always_run=process.always_run,
+                    duration_ms=_ms_since(started),
+                )
+            return SeedOutcome(name, "ran", _ms_since(started))
+        except Exception as exc:  # a seed process may raise anything; it fails, the run goes on
+            cause = _server_error(exc)
+            if conn.broken:
+                raise db.connection_lost(f"seed process {name}", cause or exc) from exc
+            timed_out = isinstance(cause, pg_errors.LockNotAvailable)
+            if not timed_out or attempt == options.lock_retries:
+                error = _describe(exc, process)
+                if timed_out:
+                    error = _blocked(conn, error, attempt)
+                break
+        attempt += 1
+        delay = options.retry_delay * 2 ** (attempt - 1)
+        on_retry(name, attempt, delay)
+        time.sleep(delay)
+    journal.record_seed(
+        conn,
+        options.table,
+        process.file,
+        SeedStatus.FAIL,
+        always_run=process.always_run,
+        duration_ms=_ms_since(started),
+        error=error,
+    )
+    return SeedOutcome(name, "failed", _ms_since(started), error)
+
+
+def _blocked(conn: db.Connection, error: str, retries: int) -> str:
+    """A lock_timeout failure with how often it was retried and who held the lock."""
+    if retries:
+        error += " (retried once)" if retries == 1 else f" (retried {retries} times)"
+    return f"{error}; {db.describe_blockers(db.blockers(conn))}"
+
+
+def _server_error(exc: BaseException) -> psycopg.Error | None:
+    """The server's error behind a process's failure, if that is what it was."""
+    if isinstance(exc, psycopg.Error):
+        return exc
+    if isinstance(exc.__cause__, psycopg.Error):
+        return exc.__cause__
+    return None
 
 
 def _describe(exc: Exception, process: Process) -> str:

@@ -21,8 +21,8 @@ BOM = b"\xef\xbb\xbf"
 _IDENT = r"A-Za-z_\x80-\U0010ffff"
 _TOKEN = re.compile(
     rf"""
-      (?P<space>[ \t\n\r\f\v]+)
-    | (?P<comment>--[^\n]*)
+    [ \t\n\r\f\v]*+  # whitespace before a token is skipped in the same match
+    (?: (?P<comment>--[^\n]*)
     | (?P<block>/\*)
     | (?P<estring>[eE]')
     | (?P<string>(?:[uU]&|[bBxXnN])?')
@@ -33,9 +33,35 @@ _TOKEN = re.compile(
     | (?P<open>\()
     | (?P<close>\))
     | (?P<other>\$[0-9]+|[0-9.]+|.)
-    """,
+    )""",
     re.VERBOSE | re.DOTALL,
 )
+_WORD = rf"[{_IDENT}][{_IDENT}0-9$]*"
+_NOT_PREFIX = r"(?![eEbBxXnN]'|[uU]&['\"])"  # a one-letter word that opens a literal instead
+# Inside parentheses only literals, comments, parentheses and markers matter (words are read at
+# the top level only), so a run of everything else is skipped in one match: whitespace, numbers,
+# words, operators that cannot open a comment, $n parameters, and the literals whose end is plain
+# (an E'' string that goes on over a newline, or an unterminated literal, is left to split()).
+_INERT = re.compile(
+    rf"""(?:
+      [ \t\n\r\f\v]+
+    | [0-9.]+
+    | (?:[uU]&|[bBxXnN])?'(?:[^']++|'')*+'
+    | [eE]'(?:[^'\\]++|\\.|'')*+'(?![ \t\f\v]*+(?:--[^\n\r]*+)?[\n\r])
+    | (?:[uU]&)?"(?:[^"]++|"")*+"
+    | (\$(?:[{_IDENT}][{_IDENT}0-9]*)?\$).*?\1
+    | \$[0-9]+
+    | {_NOT_PREFIX}{_WORD}
+    | [,+*<>=!|^%&:@#~?`\\\[\]{{}}]
+    | -(?!-)
+    | /(?!\*)
+    )+""",
+    re.VERBOSE | re.DOTALL,
+)
+# At the top level, a run of words (the common "CREATE TABLE name" and "INSERT INTO name") is
+# read in one match.
+_WORDS = re.compile(rf"{_NOT_PREFIX}{_WORD}(?:[ \t\n\r\f\v]++{_NOT_PREFIX}{_WORD})*+")
+_WORD_RE = re.compile(_WORD)
 _STRING_BODY = re.compile(r"(?:[^']++|'')*+'")
 _ESTRING_BODY = re.compile(r"(?:[^'\\]++|\\.|'')*+'", re.DOTALL)
 _IDENT_BODY = re.compile(r'(?:[^"]++|"")*+"')
@@ -140,12 +166,17 @@ def split(text: str) -> tuple[Piece, ...]:
         words, statement_start, paren_depth, begin_depth = [], -1, 0, 0
 
     while pos < size:
+        if paren_depth:
+            inert = _INERT.match(text, pos)
+            if inert is not None:
+                pos = inert.end()
+                continue
         match = _TOKEN.match(text, pos)
-        assert match is not None  # the last alternative matches any character
+        if match is None:
+            break  # only whitespace is left: the last alternative matches any other character
         kind = match.lastgroup
-        start, pos = pos, match.end()
-        if kind == "space":
-            continue
+        assert kind is not None
+        start, pos = match.start(kind), match.end()
         if kind == "comment":
             if text.startswith(MARKER, start):
                 end_statement()
@@ -158,8 +189,12 @@ def split(text: str) -> tuple[Piece, ...]:
         if statement_start < 0:
             statement_start = start
         if kind == "word":
-            word = match[0].lower()
-            if paren_depth == 0:
+            if paren_depth:
+                continue
+            run = _WORDS.match(text, start)
+            assert run is not None  # the word itself
+            pos = run.end()
+            for word in _WORD_RE.findall(run[0].lower()):
                 words.append(word)
                 if begin_depth or word == "begin":
                     begin_depth = _track_atomic_body(words, word, begin_depth)
@@ -173,7 +208,7 @@ def split(text: str) -> tuple[Piece, ...]:
         elif kind == "close":
             paren_depth = max(0, paren_depth - 1)
         elif kind in ("string", "estring", "ident", "dollar"):
-            pos = _skip_literal(text, kind, match[0], start, pos)
+            pos = _skip_literal(text, kind, match[kind], start, pos)
     end_statement()
     pieces.append(Piece(piece_start, size, tuple(statements)))
     return tuple(pieces)

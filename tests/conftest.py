@@ -1,9 +1,11 @@
 """A real PostgreSQL for every test: MIGRATOR_TEST_DATABASE_URL, else 127.0.0.1:5432, else
-the embedded server; each test that asks for `database` gets a fresh database of its own."""
+the embedded server (always, with MIGRATOR_TEST_SERVER=embedded); each test that asks for
+`database` gets a fresh database of its own."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -35,16 +37,31 @@ def _answers(url: str) -> bool:
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An admin URL of a running server; never skipped for want of one."""
     url = os.environ.get("MIGRATOR_TEST_DATABASE_URL")
-    if url:
+    embedded_only = os.environ.get("MIGRATOR_TEST_SERVER") == "embedded"
+    if url and not embedded_only:
         yield url
-    elif _answers(LOCAL):
+    elif not embedded_only and _answers(LOCAL):
         yield LOCAL
     else:
+        import tempfile
+
         import pgserver
 
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        # Not under pytest's basetemp: another pytest run's clean-up could delete it mid-run.
+        folder = Path(tempfile.mkdtemp(prefix="migrator-test-pg-"))
+        server = pgserver.get_server(folder / "data", cleanup_mode="delete")
         yield server.get_uri()
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_report_header() -> str:
+    """Which server the database tests run against."""
+    if os.environ.get("MIGRATOR_TEST_SERVER") == "embedded":
+        return "PostgreSQL: the embedded server (pgserver)"
+    if os.environ.get("MIGRATOR_TEST_DATABASE_URL"):
+        return "PostgreSQL: MIGRATOR_TEST_DATABASE_URL"
+    return f"PostgreSQL: {LOCAL if _answers(LOCAL) else 'the embedded server (pgserver)'}"
 
 
 @dataclass

@@ -61,6 +61,10 @@ def test_a_held_lock_makes_the_runner_wait_name_the_holder_and_exit_5(
 def test_the_lock_is_released_after_a_run(database: Database, tmp_path: Path) -> None:
     write(tmp_path, {"sql/public/0001_a.sql": "SELECT 1;\n"})
     assert cli("migrate", url=database.url).exit_code == 0
-    assert database.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    in_this_database = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    assert database.scalar(in_this_database) == 0
     with psycopg.connect(database.url, autocommit=True) as other:
         assert other.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone() == (True,)

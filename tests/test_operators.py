@@ -68,9 +68,10 @@ def untouched(database: Database) -> None:
 def with_password(database: Database) -> str:
     """The test database as a URL with a password (trust auth ignores it)."""
     parts = conninfo_to_dict(database.url)
-    return (
-        f"postgresql://{parts['user']}:{PASSWORD}@{parts['host']}:{parts['port']}/{parts['dbname']}"
-    )
+    user, host, dbname = parts["user"], str(parts["host"]), parts["dbname"]
+    if host.startswith("/"):  # the embedded server listens on a socket only
+        return f"postgresql://{user}:{PASSWORD}@/{dbname}?host={host}"
+    return f"postgresql://{user}:{PASSWORD}@{host}:{parts['port']}/{dbname}"
 
 
 def document(result: Result) -> dict[str, Any]:
@@ -140,8 +141,8 @@ def test_production_prompt_on_a_terminal_typed_right_applies(
     assert code == 0, stderr
     assert f"Type the database name ({database.name})" in prompt
     # The target (masked) and the plan come before the question.
-    assert "production: postgresql://postgres:***@127.0.0.1:5432/" in prompt
-    assert f"/{database.name} (database {database.name}, user postgres)" in prompt
+    assert "production: postgresql://postgres:***@" in prompt
+    assert f"(database {database.name}, user postgres)" in prompt
     assert "sql/public/0001_x.sql: 1 chunk, 1 statement" in stdout
     assert PASSWORD not in stdout + stderr
     assert database.journal() == [(1, "applied", 1, 1)]
@@ -185,8 +186,8 @@ def test_production_migrate_off_a_terminal_needs_the_database_name(
     assert f"--confirm {database.name}" in refused.stderr
     assert "Type the database name" not in refused.output
     # The target and the plan were shown before refusing; never the password.
-    assert "production: postgresql://postgres:***@127.0.0.1:5432/" in refused.stderr
-    assert f"/{database.name} (database {database.name}, user postgres)" in refused.stderr
+    assert "production: postgresql://postgres:***@" in refused.stderr
+    assert f"(database {database.name}, user postgres)" in refused.stderr
     assert "sql/public/0001_x.sql: 1 chunk, 1 statement" in refused.stdout
     assert PASSWORD not in refused.output
     untouched(database)
@@ -436,7 +437,12 @@ DRY_STATEMENTS = [
 
 
 def advisory_locks(database: Database) -> int:
-    return int(database.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
+    return int(
+        database.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    )
 
 
 def test_migrate_dry_run_prints_every_statement_and_changes_nothing(
