@@ -464,9 +464,7 @@ def seed(
             def show(to_clean: list[seeds.Process], to_run: list[seeds.Process]) -> None:
                 check(lambda: output.seed_plan("", seeds.describe_plan(to_clean, to_run)))
 
-            outcomes = seeds.seed(
-                conn, processes, hooks, options, output, show, on_retry=output.seed_retry
-            )
+            outcomes = seeds.seed(conn, processes, hooks, options, output, show)
         output.seeded(outcomes)
 
 

@@ -247,6 +247,7 @@ class Reporter(Protocol):
     def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None: ...
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
+    def seed_retry(self, name: str, attempt: int, delay: float) -> None: ...
     def seed_done(self, outcome: SeedOutcome) -> None: ...
 
 
@@ -266,6 +267,9 @@ class SilentReporter:
         pass
 
     def file_done(self, outcome: FileOutcome) -> None:
+        pass
+
+    def seed_retry(self, name: str, attempt: int, delay: float) -> None:
         pass
 
     def seed_done(self, outcome: SeedOutcome) -> None:

@@ -280,8 +280,6 @@ def seed(
     options: Options,
     reporter: Reporter,
     confirm: Callable[[list[Process], list[Process]], None] = lambda clean, run: None,
-    *,
-    on_retry: Callable[[str, int, float], None] = lambda name, attempt, delay: None,
 ) -> list[SeedOutcome]:
     """Under the advisory lock: the optional clean phase, then every process due, in order."""
     with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
@@ -307,7 +305,7 @@ def seed(
                     reporter.seed_done(outcome)
                     outcomes.append(outcome)
                 continue
-            outcome = _run(conn, process, options, on_retry)
+            outcome = _run(conn, process, options, reporter)
             reporter.seed_done(outcome)
             outcomes.append(outcome)
             if outcome.action == "failed":
@@ -337,7 +335,7 @@ def _run(
     conn: db.Connection,
     process: Process,
     options: Options,
-    on_retry: Callable[[str, int, float], None],
+    reporter: Reporter,
 ) -> SeedOutcome:
     """Run a process in a transaction whose commit records SUCCESS; on error record FAIL.
 
@@ -376,7 +374,7 @@ def _run(
                 break
         attempt += 1
         delay = options.retry_delay * 2 ** (attempt - 1)
-        on_retry(name, attempt, delay)
+        reporter.seed_retry(name, attempt, delay)
         time.sleep(delay)
     journal.record_seed(
         conn,
