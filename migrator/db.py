@@ -119,9 +119,11 @@ def connection_lost(where: str, error: BaseException | None) -> ConnectionLost:
     )
 
 
-def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
+def session_reset_sql(
+    conn: Connection, schema: str, lock_timeout: str, statement_timeout: str
+) -> list[sql.Composable]:
     """A clean session for the next file: RESET ALL (not DISCARD ALL: it drops the lock)."""
-    parts = [
+    parts: list[sql.Composable] = [
         sql.SQL("RESET ALL"),
         sql.SQL("RESET SESSION AUTHORIZATION"),
         sql.SQL("RESET ROLE"),
@@ -135,7 +137,14 @@ def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_ti
                 sql.Literal(CONNECTION_CHECK)
             )
         )
-    conn.execute(sql.SQL("; ").join(parts))
+    return parts
+
+
+def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
+    """Reset the session for the next file or seed process."""
+    conn.execute(
+        sql.SQL("; ").join(session_reset_sql(conn, schema, lock_timeout, statement_timeout))
+    )
 
 
 def set_lock_timeout(conn: Connection, value: str) -> None:

@@ -223,58 +223,68 @@ def ensure(conn: Connection, schema: str, name: str) -> None:
         conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
 
 
-def start(
-    conn: Connection, name: str, migration: Migration, chunks_done: int, note: str | None = None
-) -> None:
+def start_sql(
+    name: str, migration: Migration, chunks_done: int, note: str | None = None
+) -> sql.Composed:
     """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
     file = migration.file
     total = len(migration.chunks)
     done = chunks_done >= total
     status = RowStatus.APPLIED if done else RowStatus.RUNNING
     finished = "clock_timestamp()" if done else "NULL"
-    query = sql.SQL(
+    # Values go in as client-side literals so that this can share a round trip with the
+    # session reset (a simple query, which cannot carry parameters).
+    return sql.SQL(
         "INSERT INTO {table} AS j (version, name, hash, chunk_hashes, content, status,"
         " chunks_total, chunks_done, started_at, finished_at, duration_ms, applied_by,"
         " migrator_version, error)"
-        " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s, %(status)s,"
-        " %(total)s, %(done)s, clock_timestamp(), " + finished + ", 0, current_user,"
-        " %(migrator)s, NULL)"
+        " VALUES ({version}, {name}, {hash}, {chunk_hashes}::text[], {content}, {status},"
+        " {total}, {done}, clock_timestamp(), " + finished + ", 0, current_user,"
+        " {migrator}, NULL)"
         " ON CONFLICT (version) DO UPDATE SET name = excluded.name, hash = excluded.hash,"
         " chunk_hashes = excluded.chunk_hashes, content = excluded.content,"
         " status = excluded.status, chunks_total = excluded.chunks_total,"
         " chunks_done = excluded.chunks_done, started_at = excluded.started_at,"
         " finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,"
         " applied_by = excluded.applied_by, migrator_version = excluded.migrator_version,"
-        " error = NULL, note = CASE WHEN %(note)s::text IS NULL THEN j.note"
-        " ELSE concat_ws(E'\\n', j.note, %(note)s || ' by ' || current_user || ' at '"
+        " error = NULL, note = CASE WHEN {note}::text IS NULL THEN j.note"
+        " ELSE concat_ws(E'\\n', j.note, {note} || ' by ' || current_user || ' at '"
         " || clock_timestamp()::text) END"
-    ).format(table=table(file.schema, name))
-    conn.execute(
-        query,
-        {
-            "version": file.version,
-            "name": file.name,
-            "hash": file.hash,
-            "chunk_hashes": list(migration.chunk_hashes),
-            "content": file.text,
-            "status": status.value,
-            "total": total,
-            "done": chunks_done,
-            "migrator": __version__,
-            "note": note,
-        },
+    ).format(
+        table=table(file.schema, name),
+        version=sql.Literal(file.version),
+        name=sql.Literal(file.name),
+        hash=sql.Literal(file.hash),
+        chunk_hashes=sql.Literal(list(migration.chunk_hashes)),
+        content=sql.Literal(file.text),
+        status=sql.Literal(status.value),
+        total=sql.Literal(total),
+        done=sql.Literal(chunks_done),
+        migrator=sql.Literal(__version__),
+        note=sql.Literal(note),
     )
+
+
+def start(
+    conn: Connection, name: str, migration: Migration, chunks_done: int, note: str | None = None
+) -> None:
+    """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
+    conn.execute(start_sql(name, migration, chunks_done, note))
+
+
+def advance_sql(schema: str, name: str, version: int, chunks_done: int) -> sql.Composed:
+    """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
+    return sql.SQL(
+        "UPDATE {table} SET chunks_done = {done},"
+        " status = CASE WHEN {done} >= chunks_total THEN 'applied' ELSE 'running' END,"
+        " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
+        " duration_ms = " + _ELAPSED + " WHERE version = {version}"
+    ).format(table=table(schema, name), done=sql.Literal(chunks_done), version=sql.Literal(version))
 
 
 def advance(conn: Connection, schema: str, name: str, version: int, chunks_done: int) -> None:
     """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
-    query = sql.SQL(
-        "UPDATE {table} SET chunks_done = %(done)s,"
-        " status = CASE WHEN %(done)s >= chunks_total THEN 'applied' ELSE 'running' END,"
-        " finished_at = CASE WHEN %(done)s >= chunks_total THEN clock_timestamp() END,"
-        " duration_ms = " + _ELAPSED + " WHERE version = %(version)s"
-    ).format(table=table(schema, name))
-    conn.execute(query, {"done": chunks_done, "version": version})
+    conn.execute(advance_sql(schema, name, version, chunks_done))
 
 
 def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:

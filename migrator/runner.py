@@ -10,6 +10,7 @@ from functools import partial
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from migrator import db, journal, planner, sqlfile
@@ -104,11 +105,16 @@ def _apply_step(
     migration = step.migration
     table = options.journal_table
     lock_timeout = migration.lock_timeout or options.lock_timeout
-    db.reset_session(
-        conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
-    )
     note = "run again with --only --force" if step.forced else None
-    journal.start(conn, table, migration, step.chunks_done, note)
+    prepare = [
+        *db.session_reset_sql(
+            conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
+        ),
+        journal.start_sql(table, migration, step.chunks_done, note),
+    ]
+    if step.chunks_done < len(migration.chunks):
+        prepare.append(_ASYNC_COMMIT)  # the file's last chunk commits synchronously
+    conn.execute(sql.SQL("; ").join(prepare))  # one round trip, one implicit transaction
     reporter.file_started(step)
     started = time.monotonic()
     try:
@@ -182,10 +188,30 @@ def _record(conn: db.Connection, step: Step, table: str, chunks_done: int) -> No
     journal.advance(conn, file.schema, table, file.version, chunks_done)
 
 
+# A chunk and its journal update commit in one transaction, so losing an asynchronous commit to
+# a server crash loses both or neither; the last chunk of every file commits synchronously,
+# which flushes all the commits before it.
+_ASYNC_COMMIT = sql.SQL("SET LOCAL synchronous_commit TO off")
+
+
 def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, table: str) -> None:
-    with _transaction(conn, chunk):
-        _execute(conn, chunk)
-        _record(conn, step, table, chunk.index)
+    """The chunk, then its journal update, sent as one simple query: PostgreSQL runs it as one
+    implicit transaction (all or nothing) in one round trip. The chunk comes first, as written,
+    so the server's error positions point into it."""
+    file = step.migration.file
+    tail: list[sql.Composable] = [
+        journal.advance_sql(file.schema, table, file.version, chunk.index)
+    ]
+    if step.migration.sets_role:
+        tail.insert(0, sql.SQL("SET LOCAL ROLE NONE"))  # reverts at commit to the file's role
+    if chunk.index < len(step.migration.chunks):
+        tail.append(_ASYNC_COMMIT)
+    # The newline ends a line comment the chunk may finish with; ";" ends its last statement.
+    query = chunk.sql + "\n;" + sql.SQL("; ").join(tail).as_string(conn)
+    try:
+        conn.execute(query)
+    except psycopg.Error as exc:
+        raise _ChunkError(chunk, exc) from exc
 
 
 def _run_single(conn: db.Connection, step: Step, table: str) -> None:
@@ -274,7 +300,7 @@ def describe(
     """A chunk's failure as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt."""
     text = migration.file.text
     position = error.diag.statement_position if error else None
-    if position and position.isdigit():
+    if position and position.isdigit() and int(position) <= len(chunk.sql):
         line, column = sqlfile.line_column(text, chunk.start + int(position) - 1)
     else:
         line, column = chunk.line, 1

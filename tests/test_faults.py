@@ -294,7 +294,8 @@ def test_sigkill_during_a_journal_update(project: Project) -> None:
     )
     runner = project.start("migrate")
     _, query = project.sleeping()
-    assert query.lstrip().upper().startswith("UPDATE"), query
+    # The chunk and its journal update travel as one query: the gate holds the UPDATE in it.
+    assert 'UPDATE "public"."__migrations" SET chunks_done = 2' in query, query
     project.kill(runner)
     project.wait_gone()
     # The chunk and its journal update commit together, so both are gone.
@@ -321,7 +322,7 @@ def test_sigkill_between_files(project: Project) -> None:
     )
     runner = project.start("migrate")
     _, query = project.sleeping()
-    assert query.lstrip().upper().startswith("INSERT"), query
+    assert 'INSERT INTO "public"."__migrations"' in query, query
     assert project.journal() == [(1, "applied", 2, 2), (2, "applied", 2, 2)]
     project.kill(runner)
     project.wait_gone()
