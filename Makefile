@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EMBEDDED := env -u MIGRATOR_DATABASE_URL -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT \
 	-u PGDATABASE -u PGUSER -u PGSERVICE MIGRATOR_ENV=development
 
-.PHONY: install test check lint demo migrate seed status status-check clean
+.PHONY: install test check lint demo migrate seed status status-check bench clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ status: install
 # For CI: exit 3 when a migration is pending, failed or drifted, or a seed is pending or failed.
 status-check: install
 	$(BIN)/migrator status --check
+
+# Timings against the psql floor, with the targets (not part of `make test`).
+bench: install
+	$(BIN)/python bench/bench.py
 
 clean:
 	rm -rf $(VENV) .migrator .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -2,7 +2,8 @@
 
 Results go to stdout: rich on a terminal, plain columns otherwise, or with --json one JSON
 document built up by the command and printed when it ends. Progress, notices and failures go to
-stderr, so stdout stays parseable.
+stderr, so stdout stays parseable. rich is imported only when a terminal will show its output:
+CI logs and containers, where migrator runs most, do not pay for loading it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from migrator.db import describe_holder
 from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
 from migrator.model import (
     Chunk,
     ChunkKind,
@@ -65,8 +65,32 @@ class Output:
         self.quiet = quiet
         self.verbose = verbose
         self.document: dict[str, Any] | None = {} if json else None
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out_is_terminal = sys.stdout.isatty()
+        self.err_is_terminal = sys.stderr.isatty()
+
+    @cached_property
+    def out(self) -> Console:
+        """rich on stdout, for a terminal."""
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        """rich on stderr, for a terminal."""
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def _write(self, message: str, *, stderr: bool = False, style: str = "") -> None:
+        if stderr and self.err_is_terminal:
+            self.err.print(message, style=style or None, markup=False)
+        elif not stderr and self.out_is_terminal:
+            self.out.print(message, style=style or None, markup=False)
+        else:
+            stream = sys.stderr if stderr else sys.stdout
+            stream.write(message + "\n")
+            stream.flush()
 
     def set(self, **values: Any) -> None:
         """Add keys to the JSON document (ignored without --json)."""
@@ -76,7 +100,7 @@ class Output:
     def line(self, message: str) -> None:
         """A result line on stdout (the JSON document carries results instead)."""
         if self.document is None:
-            self.out.print(message, markup=False)
+            self._write(message)
 
     def finish(self, exit_code: int) -> None:
         """Print the JSON document, if there is one."""
@@ -87,12 +111,12 @@ class Output:
 
     def notice(self, message: str) -> None:
         """A line on stderr that the user must not miss, even with -q."""
-        self.err.print(f"[bold yellow]{escape(message)}[/]")
+        self._write(message, stderr=True, style="bold yellow")
 
     def info(self, message: str) -> None:
         """A progress line on stderr (hidden by -q)."""
         if not self.quiet:
-            self.err.print(escape(message))
+            self._write(message, stderr=True)
 
     # The Reporter protocol (model.Reporter).
     def lock_waiting(self, holder: LockHolder | None) -> None:
@@ -214,7 +238,10 @@ class Output:
             return
         if whitespace_only:
             self.line(f"{path}: only whitespace differs from the applied text")
-        elif self.out.is_terminal:
+        elif self.out_is_terminal:
+            from rich.panel import Panel
+            from rich.text import Text
+
             self.out.print(Panel(Text(diff), title=f"{path}: changed since applied"))
         else:
             self.line(f"{path}: changed since applied\n{diff}")
@@ -272,7 +299,10 @@ class Output:
         """A table on a terminal, aligned plain columns otherwise; column `state` is coloured."""
         if self.document is not None:
             return
-        if self.out.is_terminal:
+        if self.out_is_terminal:
+            from rich.table import Table
+            from rich.text import Text
+
             table = Table(title=title, title_justify="left")
             for header in headers:
                 table.add_column(header, overflow="fold")
@@ -283,12 +313,16 @@ class Output:
                 )
             self.out.print(table)
             return
-        self.out.print(title, markup=False)
         columns = zip(headers, *rows, strict=False)
         widths = [max(len(text) for text in column) for column in columns]
+        lines = [title]
         for row in (headers, *rows):
-            line = "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True))
-            self.out.print(line.rstrip(), markup=False)
+            lines.append(
+                "  ".join(
+                    text.ljust(width) for text, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
+        sys.stdout.write("\n".join(lines) + "\n")
 
     def failure(self, error: MigratorError) -> None:
         """An expected error on stderr: one headline, then the context that helps fix it."""
@@ -306,23 +340,27 @@ class Output:
                 ),
             }
         )
-        lines = [Text(error.message, style="bold")]
+        lines = [(error.message, "bold")]
         if isinstance(error, MigrationFailed):
             if error.sqlstate:
-                lines.append(Text(f"SQLSTATE {error.sqlstate}"))
+                lines.append((f"SQLSTATE {error.sqlstate}", ""))
             if error.detail:
-                lines.append(Text(f"DETAIL: {error.detail}"))
+                lines.append((f"DETAIL: {error.detail}", ""))
             if error.excerpt:
-                lines.append(Text(error.excerpt))
+                lines.append((error.excerpt, ""))
         if isinstance(error, DriftError) or (isinstance(error, BadFile) and len(problems) > 1):
-            lines.extend(Text(f"  {problem}") for problem in problems)
+            lines.extend((f"  {problem}", "") for problem in problems)
         if error.hint:
-            lines.append(Text(f"hint: {error.hint}", style="cyan"))
-        body = Text("\n").join(lines)
-        if self.err.is_terminal:
+            lines.append((f"hint: {error.hint}", "cyan"))
+        if self.err_is_terminal:
+            from rich.panel import Panel
+            from rich.text import Text
+
+            body = Text("\n").join(Text(text, style=style) for text, style in lines)
             self.err.print(Panel(body, title="error", title_align="left", border_style="red"))
         else:
-            self.err.print(Text("error: ").append(body))
+            sys.stderr.write("error: " + "\n".join(text for text, _ in lines) + "\n")
+            sys.stderr.flush()
 
 
 def _indent(text: str, prefix: str) -> str:

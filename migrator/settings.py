@@ -1,79 +1,93 @@
-"""Settings from flags, MIGRATOR_* variables and defaults, and the connection target."""
+"""Settings from flags, MIGRATOR_* variables, dotenv-flow files, [tool.migrator] and defaults.
+
+A small stdlib loader rather than pydantic-settings: importing pydantic costs about 64 ms,
+which is most of what an up-to-date `migrate` may spend beyond connecting (see
+docs/performance.md). The sources and their order are the same.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+import tomllib
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    PyprojectTomlConfigSettingsSource,
-    SettingsConfigDict,
-)
+from typing import Any
 
 from migrator.errors import ConfigError
 
-Environment = Literal["development", "staging", "production"]
-_DURATION = r"^[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?$"
+ENVIRONMENTS = ("development", "staging", "production")
+PREFIX = "MIGRATOR_"
+_DURATION = re.compile(r"[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?")
 # libpq reads these when no URL is given; any of them counts as "a connection is configured".
 LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
-class Settings(BaseSettings):
+@dataclass(frozen=True, slots=True)
+class Settings:
     """Every setting; each is read from MIGRATOR_<NAME> unless given as a flag."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MIGRATOR_",
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
-        pyproject_toml_table_header=("tool", "migrator"),
-    )
-
-    database_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("MIGRATOR_DATABASE_URL", "DATABASE_URL"),
-        repr=False,
-    )
-    env: Environment = "development"
+    database_url: str | None = None
+    env: str = "development"
     sql_dir: Path = Path("sql")
     seeds_dir: Path = Path("seeds")
-    schemas: Annotated[tuple[str, ...], NoDecode] = ()
+    schemas: tuple[str, ...] = ()
     journal_table: str = "__migrations"
     seeds_table: str = "__seeds"
-    lock_timeout: str = Field(default="10s", pattern=_DURATION)
-    statement_timeout: str = Field(default="0", pattern=_DURATION)
-    lock_retries: int = Field(default=3, ge=0)
-    lock_wait: float = Field(default=60.0, ge=0)
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+    lock_retries: int = 3
+    lock_wait: float = 60.0
     embedded_dir: Path = Path(".migrator")
     require_run_mode: bool = False
-    wait_for_db: float = Field(default=0.0, ge=0)
+    wait_for_db: float = 0.0
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags, then the environment, then dotenv files, then [tool.migrator], then defaults."""
-        return init_settings, env_settings, dotenv_settings, PyprojectTomlConfigSettingsSource(cls)
+    def __repr__(self) -> str:
+        return "Settings(...)"  # never the database URL, which may hold a password
 
-    @field_validator("schemas", mode="before")
-    @classmethod
-    def _split_schemas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(name.strip() for name in value.split(",") if name.strip())
-        return value
+
+NAMES = tuple(field.name for field in fields(Settings))
+# The variables each setting is read from, first found wins.
+_VARIABLES: dict[str, tuple[str, ...]] = {name: (PREFIX + name.upper(),) for name in NAMES}
+_VARIABLES["database_url"] = ("MIGRATOR_DATABASE_URL", "DATABASE_URL")
+
+
+def _convert(name: str, value: Any) -> Any:
+    """A raw value (text from a variable or file, or a TOML value) as the setting's type."""
+    if name == "database_url":
+        return str(value) if value not in (None, "") else None
+    if name in ("sql_dir", "seeds_dir", "embedded_dir"):
+        return Path(str(value))
+    if name == "schemas":
+        names = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(item).strip() for item in names if str(item).strip())
+    if name == "env":
+        if str(value) not in ENVIRONMENTS:
+            raise ValueError(f"must be one of {', '.join(ENVIRONMENTS)}")
+        return str(value)
+    if name in ("lock_timeout", "statement_timeout"):
+        if not _DURATION.fullmatch(str(value).strip()):
+            raise ValueError("must be a duration such as 10s, 500ms or 5min")
+        return str(value).strip()
+    if name == "lock_retries":
+        number = int(str(value).strip()) if not isinstance(value, bool) else None
+        if number is None or number < 0:
+            raise ValueError("must be a whole number, 0 or more")
+        return number
+    if name in ("lock_wait", "wait_for_db"):
+        seconds = float(str(value).strip())
+        if seconds < 0:
+            raise ValueError("must be 0 or more seconds")
+        return seconds
+    if name == "require_run_mode":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() not in _TRUE | _FALSE:
+            raise ValueError("must be true or false")
+        return str(value).strip().lower() in _TRUE
+    return str(value)
 
 
 def dotenv_files(env: str) -> tuple[str, ...]:
@@ -81,26 +95,125 @@ def dotenv_files(env: str) -> tuple[str, ...]:
     return (".env", ".env.local", f".env.{env}", f".env.{env}.local")
 
 
-def load(**overrides: Any) -> Settings:
-    """Settings with the given flags on top; ConfigError names each bad setting, never values."""
-    given = {name: value for name, value in overrides.items() if value is not None}
-    # The environment's name picks the dotenv files, so find it first from the general ones.
-    env = _build(given, dotenv_files("")[:2]).env
-    return _build(given, dotenv_files(env))
-
-
-def _build(given: dict[str, Any], files: tuple[str, ...]) -> Settings:
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a dotenv file ({} when absent): comments, export and quotes allowed."""
     try:
-        return Settings(_env_file=files, **given)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{name}: {error['msg']}")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def read_pyproject(path: Path = Path("pyproject.toml")) -> dict[str, Any]:
+    """The [tool.migrator] table ({} when there is none); ConfigError for unknown keys."""
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle).get("tool", {}).get("migrator", {})
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    unknown = [key for key in table if key not in NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{path} [tool.migrator]: unknown setting {', '.join(sorted(unknown))}",
+            hint=f"Settings: {', '.join(NAMES)}.",
+        )
+    return dict(table)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    label: str
+    values: dict[str, Any]  # setting name -> raw value
+
+
+def _variables(label: str, source: dict[str, str]) -> _Layer:
+    found = {}
+    for name, variables in _VARIABLES.items():
+        for variable in variables:
+            if variable in source:
+                found[name] = source[variable]
+                break
+    return _Layer(label, found)
+
+
+def _layers(flags: dict[str, Any], environ: dict[str, str]) -> list[_Layer]:
+    """Every source, most important first; the environment's name picks the dotenv files."""
+    top = [_Layer("flag", flags), _variables("environment", environ)]
+    general = [_dotenv(file) for file in reversed(dotenv_files("")[:2])]
+    pyproject = _Layer("pyproject.toml [tool.migrator]", read_pyproject())
+    named = (layer.values["env"] for layer in [*top, *general, pyproject] if "env" in layer.values)
+    env = str(next(named, "development"))
+    return [*top, *(_dotenv(file) for file in reversed(dotenv_files(env))), pyproject]
+
+
+def _dotenv(file: str) -> _Layer:
+    return _variables(file, read_dotenv(Path(file)))
+
+
+def _resolve(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
+    given = {name: value for name, value in flags.items() if value is not None}
+    unknown = [name for name in given if name not in NAMES]
+    if unknown:
+        raise ConfigError(f"unknown setting {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    problems = []
+    for layer in _layers(given, dict(os.environ)):
+        for name, raw in layer.values.items():
+            if name in values:
+                continue
+            try:
+                values[name] = _convert(name, raw)
+            except (TypeError, ValueError) as exc:
+                message = str(exc) if "must" in str(exc) else "is not valid"
+                problems.append(f"{name}: {message} (from {layer.label})")
+                continue
+            sources[name] = layer.label
+    if problems:
         raise ConfigError(
             "invalid settings: " + "; ".join(problems),
             hint="Each setting NAME is read from MIGRATOR_NAME (see the README).",
-        ) from None
+        )
+    return Settings(**values), sources
+
+
+def load(**flags: Any) -> Settings:
+    """Settings with the given flags on top; ConfigError names each bad setting, never values."""
+    return _resolve(flags)[0]
+
+
+def explain(**flags: Any) -> list[tuple[str, str, str]]:
+    """(setting, value, where it came from) for every setting; the password masked."""
+    from migrator.db import mask
+
+    settings, sources = _resolve(flags)
+    rows = []
+    for name in NAMES:
+        value = getattr(settings, name)
+        if name == "database_url" and value:
+            shown = mask(value)
+        elif isinstance(value, tuple):
+            shown = ",".join(value)
+        else:
+            shown = "" if value is None else str(value)
+        rows.append((name, shown, sources.get(name, "default")))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,34 +233,3 @@ def target(settings: Settings, environ: dict[str, str] | None = None) -> Target 
     if named:
         return Target("", ", ".join(named))
     return None
-
-
-def explain(**overrides: Any) -> list[tuple[str, str, str]]:
-    """(setting, value, where it came from) for every setting; the password masked."""
-    from migrator.db import mask
-
-    settings = load(**overrides)
-    layers: list[tuple[str, dict[str, Any]]] = [
-        ("flag", {name: value for name, value in overrides.items() if value is not None}),
-        ("environment", EnvSettingsSource(Settings)()),
-    ]
-    for file in reversed(dotenv_files(settings.env)):
-        layers.append((file, DotEnvSettingsSource(Settings, env_file=file)()))
-    layers.append(("pyproject.toml [tool.migrator]", PyprojectTomlConfigSettingsSource(Settings)()))
-    rows = []
-    for name, field in Settings.model_fields.items():
-        keys = {name}
-        if isinstance(field.validation_alias, AliasChoices):
-            keys.update(str(choice) for choice in field.validation_alias.choices)
-        source = next(
-            (label for label, values in layers if keys & {key for key in values}), "default"
-        )
-        value = getattr(settings, name)
-        if name == "database_url" and value:
-            shown = mask(value)
-        elif isinstance(value, tuple):
-            shown = ",".join(value)
-        else:
-            shown = "" if value is None else str(value)
-        rows.append((name, shown, source))
-    return rows

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from migrator import planner, settings, sqlfile
 from migrator.db import mask
-from migrator.errors import BadFile, DriftError
+from migrator.errors import BadFile, ConfigError, DriftError
 from migrator.model import FileState, JournalRow, RowStatus, SqlFile
 
 MARK = "\n--> statement-breakpoint\n"
@@ -195,3 +197,34 @@ def test_file_state_problem_flags() -> None:
         FileState.MISSING,
         FileState.OUT_OF_ORDER,
     }
+
+
+def test_an_unknown_pyproject_setting_is_named(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.migrator]\nsql_dirs = "db"\n')
+    with pytest.raises(ConfigError) as caught:
+        settings.load()
+    assert "unknown setting sql_dirs" in caught.value.message
+
+
+def test_dotenv_files_take_export_quotes_and_comments(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# comment\nexport MIGRATOR_SQL_DIR='db/sql'\nMIGRATOR_LOCK_WAIT=5 # seconds\n"
+        'MIGRATOR_SCHEMAS="sale, public"\nMIGRATOR_REQUIRE_RUN_MODE=yes\n'
+    )
+    loaded = settings.load()
+    assert str(loaded.sql_dir) == "db/sql"
+    assert loaded.lock_wait == 5.0
+    assert loaded.schemas == ("sale", "public")
+    assert loaded.require_run_mode is True
+
+
+def test_bad_values_are_named_with_their_source_but_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIGRATOR_LOCK_WAIT", "soon-secret")
+    monkeypatch.setenv("MIGRATOR_ENV", "prod")
+    with pytest.raises(ConfigError) as caught:
+        settings.load()
+    assert "lock_wait: is not valid (from environment)" in caught.value.message
+    assert "env: must be one of development, staging, production" in caught.value.message
+    assert "soon-secret" not in caught.value.message
