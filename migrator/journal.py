@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from psycopg import sql
 
@@ -11,8 +12,11 @@ from migrator.db import Connection, schema_exists
 from migrator.errors import ConfigError
 from migrator.model import JournalRow, Migration, RowStatus, SeedFile, SeedRow, SeedStatus
 
+# Chunk hashes matter only to resume a failed or interrupted file: not read for the others.
 COLUMNS = (
-    "version, name, hash, chunk_hashes, status, chunks_total, chunks_done, error,"
+    "version, name, hash,"
+    " CASE WHEN status IN ('failed', 'running') THEN chunk_hashes END AS chunk_hashes,"
+    " status, chunks_total, chunks_done, error,"
     " started_at, finished_at, duration_ms, applied_by, migrator_version"
 )
 
@@ -107,8 +111,9 @@ def read(conn: Connection, schema: str, name: str) -> list[JournalRow] | None:
     if extra is None:
         return None
     query = sql.SQL("SELECT " + COLUMNS + " FROM {} ORDER BY version").format(table(schema, name))
-    fetched = conn.execute(query).fetchall()
-    newest = max((str(row[12]) for row in fetched), key=version_key, default=__version__)
+    # Binary results: timestamps and arrays decode several times faster than from text.
+    fetched = conn.cursor(binary=True).execute(query).fetchall()
+    newest = max({str(row[12]) for row in fetched}, key=version_key, default=__version__)
     newer = version_key(newest) > version_key(__version__)
     unknown_columns = [column for column, required in extra.items() if required or newer]
     if newer and unknown_columns:
@@ -272,19 +277,23 @@ def start(
     conn.execute(start_sql(name, migration, chunks_done, note))
 
 
-def advance_sql(schema: str, name: str, version: int, chunks_done: int) -> sql.Composed:
-    """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
-    return sql.SQL(
-        "UPDATE {table} SET chunks_done = {done},"
-        " status = CASE WHEN {done} >= chunks_total THEN 'applied' ELSE 'running' END,"
-        " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
-        " duration_ms = " + _ELAPSED + " WHERE version = {version}"
-    ).format(table=table(schema, name), done=sql.Literal(chunks_done), version=sql.Literal(version))
+def advance_text(conn: Connection, schema: str, name: str, version: int) -> Callable[[int], str]:
+    """The journal update of one file as text, given its chunks_done: composed once per file
+    (a chunk runs in a fraction of a millisecond; composing SQL for each one showed up)."""
+    query = sql.SQL(
+        "UPDATE {table} SET chunks_done = v.done,"
+        " status = CASE WHEN v.done >= chunks_total THEN 'applied' ELSE 'running' END,"
+        " finished_at = CASE WHEN v.done >= chunks_total THEN clock_timestamp() END,"
+        " duration_ms = " + _ELAPSED + ""
+        " FROM (VALUES ({done}::integer)) AS v (done) WHERE version = {version}"
+    ).format(table=table(schema, name), done=sql.SQL("\x00"), version=sql.Literal(version))
+    before, after = query.as_string(conn).split("\x00")
+    return lambda chunks_done: f"{before}{int(chunks_done)}{after}"
 
 
 def advance(conn: Connection, schema: str, name: str, version: int, chunks_done: int) -> None:
     """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
-    conn.execute(advance_sql(schema, name, version, chunks_done))
+    conn.execute(advance_text(conn, schema, name, version)(chunks_done), prepare=False)
 
 
 def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:

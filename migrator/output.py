@@ -159,7 +159,8 @@ class Output:
     # Results.
     def migrated(self, outcomes: Sequence[FileOutcome], files: int, elapsed_ms: int) -> None:
         """The closing line of `migrate`."""
-        self.set(applied=[asdict(outcome) for outcome in outcomes])
+        if self.document is not None:  # built only for --json
+            self.set(applied=[asdict(outcome) for outcome in outcomes])
         if not outcomes:
             self.line(f"nothing to do: all {files} migration files are applied")
             return
@@ -171,7 +172,8 @@ class Output:
     def plan(self, target: str, plans: Sequence[Plan], *, with_sql: bool = False) -> None:
         """What `migrate` would do: per file its chunks and statements, and what runs unwrapped."""
         steps = [step for plan in plans for step in plan.steps]
-        self.set(plan=[_step_document(step, with_sql) for step in steps])
+        if self.document is not None:  # built only for --json
+            self.set(plan=[_step_document(step, with_sql) for step in steps])
         if target:
             self.set(target=target)
         if self.document is not None:
@@ -206,7 +208,8 @@ class Output:
 
     def status(self, target: str, statuses: Sequence[FileStatus]) -> None:
         """The per-file status table."""
-        self.set(target=target, migrations=[_status_document(status) for status in statuses])
+        if self.document is not None:  # built only for --json
+            self.set(target=target, migrations=[_status_document(status) for status in statuses])
         rows = [
             (
                 status.schema,
@@ -248,7 +251,8 @@ class Output:
 
     def seeded(self, outcomes: Sequence[SeedOutcome]) -> None:
         """The closing line of `seed`."""
-        self.set(seeds=[asdict(outcome) for outcome in outcomes])
+        if self.document is not None:  # built only for --json
+            self.set(seeds=[asdict(outcome) for outcome in outcomes])
         counts: dict[str, int] = {}
         for outcome in outcomes:
             counts[outcome.action] = counts.get(outcome.action, 0) + 1
@@ -272,7 +276,8 @@ class Output:
 
     def seed_status(self, states: Sequence[SeedState]) -> None:
         """The seeds table of `status`."""
-        self.set(seeds=[_seed_document(state) for state in states])
+        if self.document is not None:  # built only for --json
+            self.set(seeds=[_seed_document(state) for state in states])
         rows = [
             (
                 state.name,

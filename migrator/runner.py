@@ -113,10 +113,14 @@ def _apply_step(
         journal.start_sql(table, migration, step.chunks_done, note),
     ]
     if step.chunks_done < len(migration.chunks):
-        prepare.append(_ASYNC_COMMIT)  # the file's last chunk commits synchronously
-    conn.execute(sql.SQL("; ").join(prepare))  # one round trip, one implicit transaction
+        # A chunk and its journal update commit in one transaction, so losing an asynchronous
+        # commit to a server crash loses both or neither; the last chunk of every file commits
+        # synchronously, which flushes all the commits before it.
+        prepare.append(sql.SQL("SET LOCAL synchronous_commit TO off"))
+    conn.execute(sql.SQL("; ").join(prepare), prepare=False)  # one round trip, one transaction
     reporter.file_started(step)
     started = time.monotonic()
+    record = journal.advance_text(conn, schema, table, migration.file.version)
     try:
         if migration.mode is TxMode.SINGLE:
             if migration.chunks:
@@ -128,7 +132,7 @@ def _apply_step(
                     _run_autocommit(conn, step, chunk, table, lock_timeout)
                 else:
                     _retrying(
-                        partial(_run_in_transaction, conn, step, chunk, table),
+                        partial(_run_in_transaction, conn, step, chunk, record),
                         step,
                         options,
                         reporter,
@@ -188,28 +192,21 @@ def _record(conn: db.Connection, step: Step, table: str, chunks_done: int) -> No
     journal.advance(conn, file.schema, table, file.version, chunks_done)
 
 
-# A chunk and its journal update commit in one transaction, so losing an asynchronous commit to
-# a server crash loses both or neither; the last chunk of every file commits synchronously,
-# which flushes all the commits before it.
-_ASYNC_COMMIT = sql.SQL("SET LOCAL synchronous_commit TO off")
-
-
-def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, table: str) -> None:
+def _run_in_transaction(
+    conn: db.Connection, step: Step, chunk: Chunk, record: Callable[[int], str]
+) -> None:
     """The chunk, then its journal update, sent as one simple query: PostgreSQL runs it as one
     implicit transaction (all or nothing) in one round trip. The chunk comes first, as written,
     so the server's error positions point into it."""
-    file = step.migration.file
-    tail: list[sql.Composable] = [
-        journal.advance_sql(file.schema, table, file.version, chunk.index)
-    ]
-    if step.migration.sets_role:
-        tail.insert(0, sql.SQL("SET LOCAL ROLE NONE"))  # reverts at commit to the file's role
-    if chunk.index < len(step.migration.chunks):
-        tail.append(_ASYNC_COMMIT)
     # The newline ends a line comment the chunk may finish with; ";" ends its last statement.
-    query = chunk.sql + "\n;" + sql.SQL("; ").join(tail).as_string(conn)
+    query = chunk.sql + "\n;"
+    if step.migration.sets_role:
+        query += "SET LOCAL ROLE NONE;"  # reverts at commit to the role the file set
+    query += record(chunk.index)
+    if chunk.index < len(step.migration.chunks):
+        query += "; SET LOCAL synchronous_commit TO off"
     try:
-        conn.execute(query)
+        conn.execute(query, prepare=False)
     except psycopg.Error as exc:
         raise _ChunkError(chunk, exc) from exc
 
