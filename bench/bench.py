@@ -150,11 +150,10 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.server = Server(args.url)
         self.python = sys.executable
-        self.migrator = [self.python, "-m", "migrator", "-q"]
+        self.migrator = [str(Path(self.python).parent / "migrator"), "-q"]  # as users run it
         self.psql = shutil.which("psql") or "psql"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MIGRATOR_", "PG"))}
         self.env.pop("DATABASE_URL", None)
-        self.env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         self.rounds = args.rounds
         self.work = Path(tempfile.mkdtemp(prefix="migrator-bench-"))
         self.results: list[tuple[str, str, str, bool]] = []
@@ -167,21 +166,19 @@ class Bench:
         root, floor = generate(self.work / f"apply_{n}x{k}", n, k)
         psql, mine = Series(), Series()
         ratios = []
-        for _ in range(rounds):
-            name, url = self.server.fresh()
-            psql.runs.append(
-                timed(
-                    [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(floor)],
-                    root,
-                    self.env,
-                )
-            )
-            verify(url, n)
-            self.server.drop(name)
-            name, url = self.server.fresh()
-            mine.runs.append(timed([*self.migrator, "migrate"], root, self.env_for(url)))
-            verify(url, n)
-            self.server.drop(name)
+        floor_command = [self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(floor)]
+        for round_number in range(rounds):
+            # Alternate who goes first: dropping the previous run's database and its
+            # checkpoint weigh on whatever runs next.
+            order = [(psql, "floor"), (mine, "migrator")]
+            for series, who in order if round_number % 2 == 0 else order[::-1]:
+                name, url = self.server.fresh()
+                if who == "floor":
+                    series.runs.append(timed([*floor_command, "-d", url], root, self.env))
+                else:
+                    series.runs.append(timed([*self.migrator, "migrate"], root, self.env_for(url)))
+                verify(url, n)
+                self.server.drop(name)
             ratios.append(mine.runs[-1].seconds / psql.runs[-1].seconds)
         ratio = statistics.median(ratios)
         self.table.append(
