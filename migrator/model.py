@@ -171,14 +171,6 @@ class LockHolder:
     query: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorPosition:
-    """Where in a file a server error points."""
-
-    line: int
-    column: int
-
-
 class SeedKind(enum.Enum):
     """What a seed process is written in."""
 
@@ -249,28 +241,3 @@ class Reporter(Protocol):
     def file_done(self, outcome: FileOutcome) -> None: ...
     def seed_retry(self, name: str, attempt: int, delay: float) -> None: ...
     def seed_done(self, outcome: SeedOutcome) -> None: ...
-
-
-class SilentReporter:
-    """A Reporter that says nothing."""
-
-    def lock_waiting(self, holder: LockHolder | None) -> None:
-        pass
-
-    def file_started(self, step: Step) -> None:
-        pass
-
-    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None:
-        pass
-
-    def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
-        pass
-
-    def file_done(self, outcome: FileOutcome) -> None:
-        pass
-
-    def seed_retry(self, name: str, attempt: int, delay: float) -> None:
-        pass
-
-    def seed_done(self, outcome: SeedOutcome) -> None:
-        pass

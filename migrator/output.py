@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,10 @@ def _duration(ms: int | None) -> str:
     if ms is None:
         return ""
     return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else ""
 
 
 def _plural(count: int, word: str) -> str:
@@ -217,9 +222,7 @@ class Output:
                 status.name,
                 status.state.value,
                 _chunks(status),
-                f"{status.row.finished_at:%Y-%m-%d %H:%M:%S}"
-                if status.row and status.row.finished_at
-                else "",
+                _when(status.row.finished_at if status.row else None),
                 _duration(status.row.duration_ms) if status.row else "",
                 status.detail,
             )
@@ -283,9 +286,7 @@ class Output:
                 state.name,
                 state.state,
                 str(state.row.runs) if state.row else "",
-                f"{state.row.finished_at:%Y-%m-%d %H:%M:%S}"
-                if state.row and state.row.finished_at
-                else "",
+                _when(state.row.finished_at if state.row else None),
                 _duration(state.row.duration_ms) if state.row else "",
                 state.detail,
             )
