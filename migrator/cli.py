@@ -539,7 +539,7 @@ def baseline(
             _connect(config, output) as conn,
             db.advisory_lock(conn, config.lock_wait, output.lock_waiting),
         ):
-            targets = runner.baseline_targets(conn, files, version, config.journal_table)
+            targets = runner.baseline_targets(conn, schema, files, version, config.journal_table)
 
             def show() -> None:
                 for file in targets:

@@ -291,11 +291,6 @@ def advance_text(conn: Connection, schema: str, name: str, version: int) -> Call
     return lambda chunks_done: f"{before}{int(chunks_done)}{after}"
 
 
-def advance(conn: Connection, schema: str, name: str, version: int, chunks_done: int) -> None:
-    """Record `chunks_done`; the file becomes applied when that is all of its chunks."""
-    conn.execute(advance_text(conn, schema, name, version)(chunks_done), prepare=False)
-
-
 def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:
     """Mark a file failed with the error shown to the user; its chunks_done stays as it was."""
     query = sql.SQL(

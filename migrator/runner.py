@@ -21,6 +21,7 @@ from migrator.model import (
     FileOutcome,
     FileState,
     FileStatus,
+    JournalRow,
     Migration,
     Plan,
     Reporter,
@@ -50,10 +51,24 @@ def preview(
     conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], options: Options
 ) -> list[Plan]:
     """The plans `migrate` would apply now; reads the journals, takes no lock, writes nothing."""
-    rows = {schema: journal.read(conn, schema, options.journal_table) or [] for schema in files}
+    return _plan(files, _journals(conn, files, options.journal_table), options)
+
+
+def _journals(
+    conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], table: str
+) -> dict[str, list[JournalRow] | None]:
+    """Each schema's journal rows; None where the schema has no journal yet."""
+    return {schema: journal.read(conn, schema, table) for schema in files}
+
+
+def _plan(
+    files: Mapping[str, Sequence[SqlFile]],
+    journals: Mapping[str, list[JournalRow] | None],
+    options: Options,
+) -> list[Plan]:
     return planner.plan(
         files,
-        rows,
+        {schema: rows or [] for schema, rows in journals.items()},
         to=options.to,
         allow_out_of_order=options.allow_out_of_order,
         only=options.only,
@@ -70,12 +85,13 @@ def migrate(
 ) -> list[FileOutcome]:
     """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply."""
     with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
-        plans = preview(conn, files, options)
+        journals = _journals(conn, files, options.journal_table)
+        plans = _plan(files, journals, options)
         if any(plan.steps for plan in plans):
             confirm(plans)
         outcomes: list[FileOutcome] = []
         for plan in plans:
-            if plan.steps and not journal.exists(conn, plan.schema, options.journal_table):
+            if plan.steps and journals[plan.schema] is None:
                 journal.ensure(conn, plan.schema, options.journal_table)
             outcomes.extend(apply(conn, plan, options, reporter))
         return outcomes
@@ -120,16 +136,16 @@ def _apply_step(
     conn.execute(sql.SQL("; ").join(prepare), prepare=False)  # one round trip, one transaction
     reporter.file_started(step)
     started = time.monotonic()
-    record = journal.advance_text(conn, schema, table, migration.file.version)
+    record = _recorder(conn, step, table)
     try:
         if migration.mode is TxMode.SINGLE:
             if migration.chunks:
-                _retrying(lambda: _run_single(conn, step, table), step, options, reporter)
+                _retrying(lambda: _run_single(conn, step, record), step, options, reporter)
         else:
             for chunk in migration.chunks[step.chunks_done :]:
                 chunk_started = time.monotonic()
                 if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
-                    _run_autocommit(conn, step, chunk, table, lock_timeout)
+                    _run_autocommit(conn, step, chunk, record, lock_timeout)
                 else:
                     _retrying(
                         partial(_run_in_transaction, conn, step, chunk, record),
@@ -184,25 +200,25 @@ def _transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
         raise _ChunkError(chunk, exc) from exc
 
 
-def _record(conn: db.Connection, step: Step, table: str, chunks_done: int) -> None:
-    """Advance the journal, as the session user even when the file switched roles."""
+Record = Callable[[int], str]  # chunks_done -> the journal update, as SQL text
+
+
+def _recorder(conn: db.Connection, step: Step, table: str) -> Record:
+    """The journal update of a step's file, written as the session user even when the file
+    switched roles (SET LOCAL reverts at commit to the role the file set)."""
     file = step.migration.file
-    if step.migration.sets_role:
-        conn.execute("SET LOCAL ROLE NONE")  # reverts at commit to the role the file set
-    journal.advance(conn, file.schema, table, file.version, chunks_done)
+    update = journal.advance_text(conn, file.schema, table, file.version)
+    if not step.migration.sets_role:
+        return update
+    return lambda chunks_done: "SET LOCAL ROLE NONE; " + update(chunks_done)
 
 
-def _run_in_transaction(
-    conn: db.Connection, step: Step, chunk: Chunk, record: Callable[[int], str]
-) -> None:
+def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, record: Record) -> None:
     """The chunk, then its journal update, sent as one simple query: PostgreSQL runs it as one
     implicit transaction (all or nothing) in one round trip. The chunk comes first, as written,
     so the server's error positions point into it."""
     # The newline ends a line comment the chunk may finish with; ";" ends its last statement.
-    query = chunk.sql + "\n;"
-    if step.migration.sets_role:
-        query += "SET LOCAL ROLE NONE;"  # reverts at commit to the role the file set
-    query += record(chunk.index)
+    query = chunk.sql + "\n;" + record(chunk.index)
     if chunk.index < len(step.migration.chunks):
         query += "; SET LOCAL synchronous_commit TO off"
     try:
@@ -211,16 +227,16 @@ def _run_in_transaction(
         raise _ChunkError(chunk, exc) from exc
 
 
-def _run_single(conn: db.Connection, step: Step, table: str) -> None:
+def _run_single(conn: db.Connection, step: Step, record: Record) -> None:
     chunks = step.migration.chunks
     with _transaction(conn, chunks[-1]):
         for chunk in chunks:
             _execute(conn, chunk)
-        _record(conn, step, table, len(chunks))
+        conn.execute(record(len(chunks)), prepare=False)
 
 
 def _run_autocommit(
-    conn: db.Connection, step: Step, chunk: Chunk, table: str, lock_timeout: str
+    conn: db.Connection, step: Step, chunk: Chunk, record: Record, lock_timeout: str
 ) -> None:
     # Aborting a CONCURRENTLY build on lock_timeout would leave an invalid index behind.
     unbounded = chunk.kind is ChunkKind.AUTOCOMMIT
@@ -237,7 +253,7 @@ def _run_autocommit(
     if left_open:
         raise _ChunkError(chunk, None, "the chunk left a transaction open, which was rolled back")
     with _transaction(conn, chunk):
-        _record(conn, step, table, chunk.index)
+        conn.execute(record(chunk.index), prepare=False)
 
 
 def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: Reporter) -> None:
@@ -348,10 +364,9 @@ def repair(
 
 
 def baseline_targets(
-    conn: db.Connection, files: Sequence[SqlFile], version: int, table: str
+    conn: db.Connection, schema: str, files: Sequence[SqlFile], version: int, table: str
 ) -> list[SqlFile]:
-    """The files up to `version` that have no journal row yet."""
-    schema = files[0].schema if files else ""
+    """The schema's files up to `version` that have no journal row yet."""
     known = {row.version for row in journal.read(conn, schema, table) or []}
     return [file for file in files if file.version <= version and file.version not in known]
 
