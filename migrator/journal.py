@@ -86,6 +86,7 @@ CREATE TABLE {table} (
 )"""
 
 _ELAPSED = "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
+ELAPSED_COLUMN = "migrator.elapsed_ms"  # what a chunk's journal update returns
 
 
 def table(schema: str, name: str) -> sql.Identifier:
@@ -278,17 +279,33 @@ def start(
 
 
 def advance_text(conn: Connection, schema: str, name: str, version: int) -> Callable[[int], str]:
-    """The journal update of one file as text, given its chunks_done: composed once per file
-    (a chunk runs in a fraction of a millisecond; composing SQL for each one showed up)."""
+    """The journal update of one file as text, given its chunks_done; it returns the file's
+    elapsed milliseconds as ELAPSED_COLUMN. Composed once per file (a chunk runs in a fraction
+    of a millisecond; composing SQL for each one showed up)."""
     query = sql.SQL(
         "UPDATE {table} SET chunks_done = v.done,"
         " status = CASE WHEN v.done >= chunks_total THEN 'applied' ELSE 'running' END,"
         " finished_at = CASE WHEN v.done >= chunks_total THEN clock_timestamp() END,"
         " duration_ms = " + _ELAPSED + ""
         " FROM (VALUES ({done}::integer)) AS v (done) WHERE version = {version}"
-    ).format(table=table(schema, name), done=sql.SQL("\x00"), version=sql.Literal(version))
+        " RETURNING duration_ms AS {elapsed}"
+    ).format(
+        table=table(schema, name),
+        done=sql.SQL("\x00"),
+        version=sql.Literal(version),
+        elapsed=sql.Identifier(ELAPSED_COLUMN),
+    )
     before, after = query.as_string(conn).split("\x00")
     return lambda chunks_done: f"{before}{int(chunks_done)}{after}"
+
+
+def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:
+    """How many of a file's chunks the journal records as done (0 without a row)."""
+    query = sql.SQL("SELECT chunks_done FROM {table} WHERE version = %s").format(
+        table=table(schema, name)
+    )
+    row = conn.execute(query, (version,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -142,18 +141,7 @@ def _apply_step(
             if migration.chunks:
                 _retrying(lambda: _run_single(conn, step, record), step, options, reporter)
         else:
-            for chunk in migration.chunks[step.chunks_done :]:
-                chunk_started = time.monotonic()
-                if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
-                    _run_autocommit(conn, step, chunk, record, lock_timeout)
-                else:
-                    _retrying(
-                        partial(_run_in_transaction, conn, step, chunk, record),
-                        step,
-                        options,
-                        reporter,
-                    )
-                reporter.chunk_done(step, chunk, _ms_since(chunk_started))
+            _run_chunks(conn, step, record, options, reporter, lock_timeout, started)
     except _ChunkError as failure:
         raise _fail(conn, step, failure, table) from failure
     outcome = FileOutcome(
@@ -175,11 +163,23 @@ def _ms_since(started: float) -> int:
 class _ChunkError(Exception):
     """A chunk's failure (a server error, or `message`), on its way to becoming MigrationFailed."""
 
-    def __init__(self, chunk: Chunk, error: psycopg.Error | None, message: str = "") -> None:
+    def __init__(
+        self,
+        chunk: Chunk,
+        error: psycopg.Error | None,
+        message: str = "",
+        *,
+        offset: int = 0,
+        parse_error: bool = False,
+        where: str = "",
+    ) -> None:
         super().__init__(message or str(error))
         self.chunk = chunk
         self.error = error
         self.message = message
+        self.offset = offset  # where the chunk started in the query the server saw
+        self.parse_error = parse_error  # the server could not parse it, so nothing ran
+        self.where = where  # the chunks in flight when the connection was lost, if not one
         self.retries = 0  # how many times it was retried after lock_timeout
 
 
@@ -213,18 +213,132 @@ def _recorder(conn: db.Connection, step: Step, table: str) -> Record:
     return lambda chunks_done: "SET LOCAL ROLE NONE; " + update(chunks_done)
 
 
-def _run_in_transaction(conn: db.Connection, step: Step, chunk: Chunk, record: Record) -> None:
-    """The chunk, then its journal update, sent as one simple query: PostgreSQL runs it as one
-    implicit transaction (all or nothing) in one round trip. The chunk comes first, as written,
-    so the server's error positions point into it."""
-    # The newline ends a line comment the chunk may finish with; ";" ends its last statement.
-    query = chunk.sql + "\n;" + record(chunk.index)
-    if chunk.index < len(step.migration.chunks):
-        query += "; SET LOCAL synchronous_commit TO off"
+def _run_chunks(
+    conn: db.Connection,
+    step: Step,
+    record: Record,
+    options: Options,
+    reporter: Reporter,
+    lock_timeout: str,
+    started: float,
+) -> None:
+    """Run a step's remaining chunks in order: each run of transactional chunks as one batch,
+    the others one by one; a transactional chunk that hits lock_timeout is retried from there."""
+    migration = step.migration
+    chunks = migration.chunks
+    position = step.chunks_done  # chunks of the file that have committed
+    retried, retries = 0, 0  # the chunk being retried after lock_timeout, and how often
+    while position < len(chunks):
+        chunk = chunks[position]
+        if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
+            chunk_started = time.monotonic()
+            _run_autocommit(conn, step, chunk, record, lock_timeout)
+            reporter.chunk_done(step, chunk, _ms_since(chunk_started))
+            position += 1
+            continue
+        end = position
+        while end < len(chunks) and chunks[end].kind is ChunkKind.TRANSACTIONAL:
+            end += 1
+        try:
+            _run_batch(conn, step, chunks[position:end], record, reporter, options, started)
+            position = end
+        except _ChunkError as failure:
+            if failure.chunk.index != retried:
+                retried, retries = failure.chunk.index, 0
+            if not isinstance(failure.error, pg_errors.LockNotAvailable):
+                raise
+            if retries == options.lock_retries:
+                failure.retries = retries
+                raise
+            retries += 1
+            delay = options.retry_delay * 2 ** (retries - 1)
+            reporter.chunk_retry(step, failure.chunk, retries, delay)
+            time.sleep(delay)
+            position = failure.chunk.index - 1
+
+
+def _run_batch(
+    conn: db.Connection,
+    step: Step,
+    batch: Sequence[Chunk],
+    record: Record,
+    reporter: Reporter,
+    options: Options,
+    started: float,
+) -> None:
+    """Transactional chunks sent as one simple query, each in its own BEGIN ... COMMIT together
+    with its journal update: one round trip for all of them, and a failure stops at the chunk
+    that failed with every chunk before it committed and journaled; `started` is the file's
+    start, from which the journal measures its elapsed time."""
+    total = len(step.migration.chunks)
+    parts: list[str] = []
+    offsets: list[int] = []  # where each chunk starts in the query, in characters
+    length = 0
+    for chunk in batch:
+        # A chunk and its journal update commit in one transaction, so losing an asynchronous
+        # commit to a server crash loses both or neither; the last chunk of every file commits
+        # synchronously, which flushes all the commits before it.
+        head = (
+            "BEGIN; SET LOCAL synchronous_commit TO off;\n" if chunk.index < total else "BEGIN;\n"
+        )
+        # The newline ends a line comment the chunk may finish with; ";" ends its last statement.
+        part = f"{head}{chunk.sql}\n;{record(chunk.index)};\nCOMMIT;\n"
+        offsets.append(length + len(head))
+        parts.append(part)
+        length += len(part)
+    elapsed_ms = _ms_since(started)
     try:
-        conn.execute(query, prepare=False)
+        cursor = conn.execute("".join(parts), prepare=False)
     except psycopg.Error as exc:
-        raise _ChunkError(chunk, exc) from exc
+        failure = _batch_failure(conn, step, batch, offsets, exc, options.journal_table)
+        ran = failure.chunk.index - batch[0].index
+        if failure.parse_error and ran:
+            # The server parses the whole query before running any of it: nothing ran, so the
+            # chunks before the one that does not parse are sent again, on their own.
+            _run_batch(conn, step, batch[:ran], record, reporter, options, started)
+        raise failure from exc
+    # Each journal update returns the file's elapsed time, which gives every chunk's duration.
+    elapsed: list[int] = []
+    while True:
+        description = cursor.description
+        if description and description[0].name == journal.ELAPSED_COLUMN:
+            row = cursor.fetchone()
+            elapsed.append(int(row[0]) if row else 0)
+        if not cursor.nextset():
+            break
+    if len(elapsed) != len(batch):  # a chunk of the user's returned a column of that name
+        elapsed = [elapsed_ms] * len(batch)
+    for chunk, ms in zip(batch, elapsed, strict=True):
+        reporter.chunk_done(step, chunk, max(ms - elapsed_ms, 0))
+        elapsed_ms = ms
+
+
+def _batch_failure(
+    conn: db.Connection,
+    step: Step,
+    batch: Sequence[Chunk],
+    offsets: Sequence[int],
+    error: psycopg.Error,
+    table: str,
+) -> _ChunkError:
+    """Which chunk of a failed batch failed: the one the server's error position points into,
+    else the first one the journal does not record as done."""
+    file = step.migration.file
+    if conn.broken or conn.closed:
+        last = batch[-1].index
+        where = f"chunk {batch[0].index}" + (f" to {last}" if last > batch[0].index else "")
+        return _ChunkError(batch[0], error, where=where)
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+    done = journal.chunks_done(conn, file.schema, table, file.version)
+    failed = min(max(done - batch[0].index + 1, 0), len(batch) - 1)
+    position = error.diag.statement_position
+    if position and position.isdigit():
+        at = int(position) - 1
+        for i, (chunk, offset) in enumerate(zip(batch, offsets, strict=True)):
+            if offset <= at < offset + len(chunk.sql):
+                return _ChunkError(chunk, error, offset=offset, parse_error=i > failed)
+    return _ChunkError(batch[failed], error, offset=offsets[failed])
 
 
 def _run_single(conn: db.Connection, step: Step, record: Record) -> None:
@@ -278,10 +392,11 @@ def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> 
     file = step.migration.file
     if conn.broken or conn.closed:
         return db.connection_lost(
-            f"{file.path} (chunk {failure.chunk.index} of {len(step.migration.chunks)})",
+            f"{file.path} ({failure.where or f'chunk {failure.chunk.index}'}"
+            f" of {len(step.migration.chunks)})",
             failure.error,
         )
-    error = describe(step.migration, failure.chunk, failure.error, failure.message)
+    error = describe(step.migration, failure.chunk, failure.error, failure.message, failure.offset)
     if isinstance(failure.error, pg_errors.LockNotAvailable):
         if failure.retries:
             times = "once" if failure.retries == 1 else f"{failure.retries} times"
@@ -308,13 +423,19 @@ LOCK_HINT = (
 
 
 def describe(
-    migration: Migration, chunk: Chunk, error: psycopg.Error | None, message: str = ""
+    migration: Migration,
+    chunk: Chunk,
+    error: psycopg.Error | None,
+    message: str = "",
+    offset: int = 0,
 ) -> MigrationFailed:
-    """A chunk's failure as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt."""
+    """A chunk's failure as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt;
+    `offset` is where the chunk started in the query the server saw."""
     text = migration.file.text
     position = error.diag.statement_position if error else None
-    if position and position.isdigit() and int(position) <= len(chunk.sql):
-        line, column = sqlfile.line_column(text, chunk.start + int(position) - 1)
+    at = int(position) - 1 - offset if position and position.isdigit() else -1
+    if 0 <= at < len(chunk.sql):
+        line, column = sqlfile.line_column(text, chunk.start + at)
     else:
         line, column = chunk.line, 1
     location = f"{migration.file.path}:{line}:{column}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import psycopg
@@ -436,3 +437,156 @@ def test_allow_out_of_order_applies_a_file_merged_from_a_branch(
     allowed = cli("migrate", "--allow-out-of-order", url=database.url)
     assert allowed.exit_code == 0, allowed.output
     assert database.journal() == [(2, "applied", 1, 1), (3, "applied", 1, 1)]
+
+
+# A file's transactional chunks go to the server as one batch (each chunk in its own
+# transaction with its journal update); a failure anywhere in it must still name the right
+# chunk and position, and leave exactly the chunks before it applied, each once.
+BATCH_FAILURES = [
+    pytest.param(
+        [
+            "INSERT INTO log VALUES (3)",
+            "INSERT INTO log VALUES (4) oops",
+            "INSERT INTO log VALUES (5)",
+        ],
+        "8:28: chunk 4 of 5",
+        "42601",
+        3,
+        id="syntax error in a later chunk: the server parses the batch before running any of it",
+    ),
+    pytest.param(
+        ["SELECT 1/0", "INSERT INTO log VALUES (4)", "INSERT INTO log VALUES (5)"],
+        "6:1: chunk 3 of 5",
+        "22012",
+        2,
+        id="runtime error without a position",
+    ),
+    pytest.param(
+        [
+            "INSERT INTO log VALUES (3) -- ünïcödé ✓ before the error",
+            "INSERT INTO log\nSELECT 4 FROM nowhere",
+            "INSERT INTO log VALUES (5)",
+        ],
+        "9:15: chunk 4 of 5",
+        "42P01",
+        3,
+        id="runtime error with a position after multibyte characters",
+    ),
+    pytest.param(
+        [
+            "INSERT INTO log VALUES (3)",
+            "INSERT INTO log VALUES (4)",
+            "INSERT INTO nowhere VALUES (5)",
+        ],
+        "10:13: chunk 5 of 5",
+        "42P01",
+        4,
+        id="the last chunk",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tail", "location", "sqlstate", "done"), BATCH_FAILURES)
+def test_a_failure_inside_a_batch_names_its_chunk_and_keeps_the_chunks_before_it(
+    database: Database, tmp_path: Path, tail: list[str], location: str, sqlstate: str, done: int
+) -> None:
+    path = "sql/public/0001_log.sql"
+    database.query("CREATE TABLE log (n int)")
+    head = ["INSERT INTO log VALUES (1)", "SELECT 'é' AS x;\nINSERT INTO log VALUES (2)"]
+    write(tmp_path, {path: chunks(*head, *tail)})
+    failed = cli("migrate", url=database.url)
+    assert failed.exit_code == 1, failed.output
+    assert f"{path}:{location} failed" in failed.stderr
+    assert sqlstate in failed.stderr
+    assert database.journal() == [(1, "failed", done, 5)]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(n,) for n in range(1, done + 1)]
+
+    fixes = {" oops": "", " FROM nowhere": "", "INTO nowhere": "INTO log", "SELECT 1/0": ""}
+    fixed = list(tail)
+    for wrong, right in fixes.items():
+        fixed = [statement.replace(wrong, right) for statement in fixed]
+    fixed = [statement or "INSERT INTO log VALUES (3)" for statement in fixed]
+    write(tmp_path, {path: chunks(*head, *fixed)})
+    resumed = cli("migrate", url=database.url)
+    assert resumed.exit_code == 0, resumed.output
+    assert database.journal() == [(1, "applied", 5, 5)]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(n,) for n in range(1, 6)]
+
+
+def test_chunks_that_return_rows_do_not_confuse_the_batch(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_rows.sql": chunks(
+                "CREATE TABLE t (n int)",
+                "SELECT generate_series(1, 3) AS n",
+                'SELECT 7 AS "migrator.elapsed_ms"',  # the column the journal update returns
+                "SELECT pg_sleep(0.3); INSERT INTO t VALUES (1)",
+                "CREATE INDEX CONCURRENTLY t_n ON t (n)",
+                "INSERT INTO t VALUES (2)",
+            )
+        },
+    )
+    result = cli("-v", "migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.journal() == [(1, "applied", 6, 6)]
+    assert database.query("SELECT n FROM t ORDER BY n") == [(1,), (2,)]
+    lines = [line for line in result.stderr.splitlines() if line.strip().startswith("chunk ")]
+    assert [line.split()[1] for line in lines] == [f"{i}/6" for i in range(1, 7)]
+
+
+def test_chunk_durations_come_from_the_journal_updates(database: Database, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"sql/public/0001_slow.sql": chunks("SELECT 1", "SELECT pg_sleep(0.4)", "SELECT 1")},
+    )
+    result = cli("-v", "migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.stderr.splitlines() if "chunk " in line]
+    durations = {line[1]: int(line[-2]) for line in lines if line[-1] == "ms"}
+    assert durations["2/3"] >= 400, result.stderr
+    assert durations["1/3"] < 400 and durations["3/3"] < 400, result.stderr
+    assert database.journal() == [(1, "applied", 3, 3)]
+
+
+def test_lock_timeout_inside_a_batch_retries_from_the_blocked_chunk(
+    database: Database, tmp_path: Path
+) -> None:
+    database.query("CREATE TABLE busy (id int); CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_batch.sql": chunks(
+                "INSERT INTO log VALUES (1)",
+                "INSERT INTO log VALUES (2)",
+                "ALTER TABLE busy ADD COLUMN x int",
+                "INSERT INTO log VALUES (4)",
+            )
+        },
+    )
+    blocker = psycopg.connect(database.url)
+    blocker.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(0.6, blocker.commit)
+    release.start()
+    try:
+        result = cli(
+            "migrate",
+            url=database.url,
+            env={"MIGRATOR_LOCK_TIMEOUT": "200ms", "MIGRATOR_LOCK_RETRIES": "5"},
+        )
+    finally:
+        release.join()
+        blocker.close()
+    assert result.exit_code == 0, result.output
+    assert "chunk 3 hit lock_timeout; retry 1" in result.stderr
+    assert "chunk 1 hit" not in result.stderr
+    assert database.journal() == [(1, "applied", 4, 4)]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(1,), (2,), (4,)]
+    assert (
+        database.scalar(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'busy'::regclass AND attname = 'x'"
+        )
+        == 1
+    )
