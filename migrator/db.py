@@ -140,6 +140,21 @@ def session_reset_sql(
     return parts
 
 
+_RESET_TEXTS: dict[tuple[str, str, str, int], str] = {}
+
+
+def session_reset_text(
+    conn: Connection, schema: str, lock_timeout: str, statement_timeout: str
+) -> str:
+    """session_reset_sql as one text, composed once per schema and timeouts."""
+    key = (schema, lock_timeout, statement_timeout, conn.info.server_version)
+    text = _RESET_TEXTS.get(key)
+    if text is None:
+        parts = session_reset_sql(conn, schema, lock_timeout, statement_timeout)
+        text = _RESET_TEXTS[key] = sql.SQL("; ").join(parts).as_string(conn)
+    return text
+
+
 def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
     """Reset the session for the next file or seed process."""
     conn.execute(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from migrator import db, journal, planner, sqlfile
@@ -122,17 +121,17 @@ def _apply_step(
     lock_timeout = migration.lock_timeout or options.lock_timeout
     note = "run again with --only --force" if step.forced else None
     prepare = [
-        *db.session_reset_sql(
+        db.session_reset_text(
             conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
         ),
-        journal.start_sql(table, migration, step.chunks_done, note),
+        journal.start_sql(conn, table, migration, step.chunks_done, note),
     ]
     if step.chunks_done < len(migration.chunks):
         # A chunk and its journal update commit in one transaction, so losing an asynchronous
         # commit to a server crash loses both or neither; the last chunk of every file commits
         # synchronously, which flushes all the commits before it.
-        prepare.append(sql.SQL("SET LOCAL synchronous_commit TO off"))
-    conn.execute(sql.SQL("; ").join(prepare), prepare=False)  # one round trip, one transaction
+        prepare.append("SET LOCAL synchronous_commit TO off")
+    conn.execute("; ".join(prepare), prepare=False)  # one round trip, one transaction
     reporter.file_started(step)
     started = time.monotonic()
     record = _recorder(conn, step, table)
@@ -298,12 +297,13 @@ def _run_batch(
             _run_batch(conn, step, batch[:ran], record, reporter, options, started)
         raise failure from exc
     # Each journal update returns the file's elapsed time, which gives every chunk's duration.
+    # Read from the raw results: building column descriptions for each one showed up.
     elapsed: list[int] = []
+    column = journal.ELAPSED_COLUMN.encode()
     while True:
-        description = cursor.description
-        if description and description[0].name == journal.ELAPSED_COLUMN:
-            row = cursor.fetchone()
-            elapsed.append(int(row[0]) if row else 0)
+        result = cursor.pgresult
+        if result and result.nfields == 1 and result.ntuples == 1 and result.fname(0) == column:
+            elapsed.append(int(result.get_value(0, 0) or 0))
         if not cursor.nextset():
             break
     if len(elapsed) != len(batch):  # a chunk of the user's returned a column of that name
