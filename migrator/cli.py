@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ from migrator.errors import (
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep start-up fast
     from migrator.db import Connection
+    from migrator.drizzle import DrizzleRow
     from migrator.model import FileStatus, SqlFile
     from migrator.output import Output
     from migrator.runner import Options
@@ -119,6 +121,12 @@ Confirm = Annotated[
         "(or set CONFIRM_PROD).",
     ),
 ]
+
+
+class AdoptFrom(enum.StrEnum):
+    drizzle = "drizzle"
+
+
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the plan and the SQL; change nothing.")
 ]
@@ -220,6 +228,23 @@ def _files(config: Settings, schemas: list[str] | None) -> dict[str, tuple[SqlFi
     return discovery.load(config.sql_dir, selected)
 
 
+def _unlisted(config: Settings, files: dict[str, tuple[SqlFile, ...]]) -> list[tuple[str, str]]:
+    """(schema, path) of every .sql file a drizzle-kit journal does not list."""
+    from migrator import discovery
+
+    return [
+        (schema, path) for schema in files for path in discovery.unlisted(config.sql_dir, schema)
+    ]
+
+
+def _warn_unlisted(config: Settings, output: Output, files: dict[str, tuple[SqlFile, ...]]) -> None:
+    unlisted = _unlisted(config, files)
+    for _, path in unlisted:
+        output.notice(f"warning: {path} is not in its folder's meta/_journal.json: not applied")
+    if unlisted:
+        output.set(unlisted=[path for _, path in unlisted])
+
+
 def _writing(config: Settings) -> None:
     """The RUN_MODE guard, for every command that writes."""
     from migrator import guard
@@ -313,6 +338,7 @@ def migrate(
             raise ConfigError("--force goes with --only: name the migration to run again")
         config = _settings(ctx)
         files = _files(config, schemas)
+        _warn_unlisted(config, output, files)
         options = _runner_options(
             config, to=to, allow_out_of_order=allow_out_of_order, only=only, force=force
         )
@@ -340,6 +366,7 @@ def status(
 ) -> None:
     """Show every migration (applied, pending, failed at chunk k, changed, missing) and seed."""
     from migrator import journal, runner, seeds
+    from migrator.model import FileState
 
     output = _output(ctx)
     with reported_errors(output):
@@ -348,17 +375,31 @@ def status(
         seed_files = [] if schemas else seeds.discover(config.seeds_dir)
         with _connect(config, output) as conn:
             statuses = runner.assess(conn, files, config.journal_table)
+            statuses += _unlisted_statuses(config, files)
             output.status(_target(conn), statuses)
             _show_drift(conn, config, output, statuses, files)
             seed_rows = journal.read_seeds(conn, config.seeds_table) or {}
             seed_states = seeds.assess(seed_files, seed_rows)
             if seed_states:
                 output.seed_status(seed_states)
-        open_work = [s for s in statuses if not s.is_done] + [
+        open_work = [s for s in statuses if not s.is_done and s.state is not FileState.UNLISTED] + [
             s for s in seed_states if s.state in ("pending", "FAIL")
         ]
         if check and open_work:
             raise PendingWork(f"{len(open_work)} migrations or seeds pending, failed or drifted")
+
+
+def _unlisted_statuses(config: Settings, files: dict[str, tuple[SqlFile, ...]]) -> list[FileStatus]:
+    from migrator import sqlfile
+    from migrator.model import FileState, FileStatus
+
+    found = []
+    for schema, path in _unlisted(config, files):
+        name = path.rsplit("/", 1)[-1]
+        version = (sqlfile.parse_name(name) or (0, ""))[0]
+        detail = "not in meta/_journal.json: never applied"
+        found.append(FileStatus(schema, version, name, FileState.UNLISTED, path, detail=detail))
+    return found
 
 
 def _show_drift(
@@ -550,6 +591,95 @@ def baseline(
                 runner.baseline(conn, schema, targets, config.journal_table)
         output.set(baselined=[file.path for file in targets])
         output.line(f"baselined {len(targets)} files of {schema} up to version {version}")
+
+
+@app.command()
+def adopt(
+    ctx: typer.Context,
+    tool: Annotated[
+        AdoptFrom,
+        typer.Argument(metavar="drizzle", help="The runner that migrated the database."),
+    ],
+    schema: Annotated[
+        str, typer.Option("--schema", help="The schema folder holding the migrations.")
+    ] = "public",
+    table: Annotated[
+        str,
+        typer.Option(
+            "--table",
+            metavar="SCHEMA.TABLE",
+            help="Where Drizzle's migrate() recorded what it ran.",
+        ),
+    ] = "drizzle.__drizzle_migrations",
+    dry_run: DryRun = False,
+    confirm: Confirm = None,
+) -> None:
+    """Journal the files another runner already applied (matched by hash), without running
+    them; refuses, changing nothing, when a recorded migration matches no file."""
+    from migrator import db, runner
+
+    output = _output(ctx)
+    with reported_errors(output):
+        config = _settings(ctx)
+        source = _qualified(table)
+        files = _files(config, [schema])[schema]
+        if not dry_run:
+            _writing(config)
+        with _connect(config, output) as conn, ExitStack() as held:
+            if not dry_run:  # a dry run takes no lock, like every other
+                held.enter_context(db.advisory_lock(conn, config.lock_wait, output.lock_waiting))
+            found, targets = runner.adoption(conn, schema, files, source, config.journal_table)
+            if found.unmatched:
+                raise DriftError(
+                    f"{len(found.unmatched)} migrations recorded in {table} match no file "
+                    f"of {schema}; nothing was adopted",
+                    problems=[_describe_row(row) for row in found.unmatched],
+                    hint="Put the files Drizzle ran into the schema folder, unchanged (or with "
+                    "the same journal `when`), and run again.",
+                )
+            notes = {
+                file.path: f"adopted from Drizzle ({table} id {row.id})" for file, row in targets
+            }
+
+            def show(verb: str = "adopt") -> None:
+                for file, row in targets:
+                    output.line(f"{verb} {file.path} ({table} id {row.id})")
+
+            if dry_run:
+                show("would adopt")
+            elif targets:
+                _confirmer(config, conn, output, confirm)(show)
+                runner.baseline(conn, schema, [f for f, _ in targets], config.journal_table, notes)
+                show("adopted")
+        adopted = [{"path": file.path, "drizzle_id": row.id} for file, row in targets]
+        output.set(adopted=adopted, dry_run=dry_run, already=len(found.matched) - len(targets))
+        verb = "would adopt" if dry_run else "adopted"
+        already = len(found.matched) - len(targets)
+        output.line(
+            f"{verb} {len(targets)} file{'' if len(targets) == 1 else 's'} of {schema} from {table}"
+            + (f" ({already} already journaled)" if already else "")
+        )
+
+
+def _qualified(table: str) -> tuple[str, str]:
+    """SCHEMA.TABLE as its two names; ConfigError otherwise."""
+    schema, dot, name = table.partition(".")
+    if not (dot and schema and name) or "." in name:
+        raise ConfigError(
+            f"--table {table!r} is not SCHEMA.TABLE",
+            hint="For example --table drizzle.__drizzle_migrations.",
+        )
+    return schema, name
+
+
+def _describe_row(row: DrizzleRow) -> str:
+    from datetime import UTC, datetime
+
+    when = ""
+    if row.created_at is not None:
+        moment = datetime.fromtimestamp(row.created_at / 1000, UTC)
+        when = f", created_at {row.created_at} ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+    return f"id {row.id}: hash {row.hash}{when}"
 
 
 @app.command()

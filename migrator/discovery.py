@@ -7,7 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
-from migrator import sqlfile
+from migrator import drizzle, sqlfile
 from migrator.errors import BadFile, ConfigError
 from migrator.model import SqlFile
 
@@ -103,8 +103,11 @@ def select_schemas(available: list[str], requested: tuple[str, ...]) -> list[str
 
 
 def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
-    """Every migration file of one schema, sorted by version; BadFile lists problems."""
+    """Every migration file of one schema, sorted by version (a drizzle-kit folder: the files
+    its journal lists, in its order); BadFile lists problems."""
     folder = sql_dir / schema
+    if (folder / drizzle.JOURNAL).exists():
+        return _load_drizzle(folder, schema)
     prefix = display(folder)
     problems: list[str] = []
     files: list[SqlFile] = []
@@ -113,14 +116,7 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
             continue
         path = f"{prefix}/{entry.name}"
         try:
-            if broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
-                raise BadFile([f"{path}: {broken}"])
-            if entry.is_dir():
-                raise BadFile([f"{path}: a folder named like a migration file"])
-            if not entry.is_file():  # reading a FIFO would wait forever
-                raise BadFile([f"{path}: not a regular file"])
-            data = read_bytes(entry.path)
-            files.append(sqlfile.read(schema, entry.name, path, data))
+            files.append(sqlfile.read(schema, entry.name, path, _read_regular(entry, path)))
         except BadFile as exc:
             problems.extend(exc.problems)
         except OSError as exc:
@@ -134,6 +130,75 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     if problems:
         raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
     return tuple(files)
+
+
+def _read_regular(entry: os.DirEntry[str] | Path, path: str) -> bytes:
+    """A migration file's bytes; BadFile for links that go nowhere, folders and FIFOs."""
+    if isinstance(entry, Path):
+        if not entry.exists() and not entry.is_symlink():
+            raise BadFile([f"{path}: no such file"])
+    elif broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
+        raise BadFile([f"{path}: {broken}"])
+    if entry.is_dir():
+        raise BadFile([f"{path}: a folder named like a migration file"])
+    if not entry.is_file():  # reading a FIFO would wait forever
+        raise BadFile([f"{path}: not a regular file"])
+    return read_bytes(os.fspath(entry))
+
+
+def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
+    """The files a drizzle-kit journal lists, in its order, versions from the tags."""
+    prefix = display(folder)
+    journal_path = f"{prefix}/{drizzle.JOURNAL}"
+    try:
+        entries = drizzle.parse_journal(read_bytes(str(folder / drizzle.JOURNAL)), journal_path)
+    except OSError as exc:
+        raise BadFile([f"{journal_path}: cannot read ({exc.strerror or exc})"]) from None
+    files: list[SqlFile] = []
+    problems: list[str] = []
+    for entry in entries:
+        name = f"{entry.tag}.sql"
+        path = f"{prefix}/{name}"
+        try:
+            data = _read_regular(folder / name, path)
+        except BadFile as exc:
+            problems.extend(
+                f"{problem} (listed in {journal_path}, idx {entry.idx})" for problem in exc.problems
+            )
+            continue
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+            continue
+        try:
+            text = sqlfile.normalize(data, path)
+        except BadFile as exc:
+            problems.extend(exc.problems)
+            continue
+        files.append(
+            SqlFile(schema, entry.version, name, path, text, sqlfile.sha256(text), entry.when)
+        )
+    if problems:
+        raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
+    return tuple(files)
+
+
+def unlisted(sql_dir: Path, schema: str) -> list[str]:
+    """The .sql files of a drizzle-kit folder that its journal does not list (never run)."""
+    folder = sql_dir / schema
+    if not (folder / drizzle.JOURNAL).exists():
+        return []
+    try:
+        entries = drizzle.parse_journal(read_bytes(str(folder / drizzle.JOURNAL)), "")
+    except (BadFile, OSError):
+        return []  # load_schema reports it
+    listed = {f"{entry.tag}.sql" for entry in entries}
+    return sorted(
+        f"{display(folder)}/{entry.name}"
+        for entry in _entries(folder)
+        if entry.name.endswith(".sql")
+        and not entry.name.startswith(".")
+        and entry.name not in listed
+    )
 
 
 def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
@@ -156,6 +221,13 @@ def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) 
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
         raise ConfigError(f"'{schema}': {problem}")
+    if (sql_dir / schema / drizzle.JOURNAL).exists():
+        raise ConfigError(
+            f"{display(sql_dir / schema)} is a drizzle-kit folder: a file its "
+            f"{drizzle.JOURNAL} does not list would never run",
+            hint="Add a migration with drizzle-kit (drizzle-kit generate, or "
+            "drizzle-kit generate --custom for hand-written SQL).",
+        )
     slug = "_".join(name.lower().replace("-", " ").split())
     if not slug or sqlfile.parse_name(f"0_{slug}.sql") is None:
         raise ConfigError(f"'{name}' cannot be part of a file name")

@@ -9,6 +9,7 @@ from psycopg import sql
 
 from migrator import __version__
 from migrator.db import Connection, schema_exists
+from migrator.drizzle import DrizzleRow
 from migrator.errors import ConfigError
 from migrator.model import JournalRow, Migration, RowStatus, SeedFile, SeedRow, SeedStatus
 
@@ -479,3 +480,31 @@ def baseline(conn: Connection, name: str, migration: Migration, note: str) -> No
             "note": note,
         },
     )
+
+
+def read_drizzle(conn: Connection, schema: str, name: str) -> list[DrizzleRow] | None:
+    """The rows of Drizzle's migrations table, by id; None when there is no such table.
+
+    ConfigError when the table lacks Drizzle's columns (id, hash, created_at).
+    """
+    qualified = table(schema, name).as_string(conn)
+    if not exists(conn, schema, name):
+        return None
+    columns = {
+        column
+        for (column,) in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attnum > 0 AND NOT attisdropped",
+            (qualified,),
+        )
+    }
+    if not {"id", "hash", "created_at"} <= columns:
+        raise ConfigError(
+            f"{qualified} is not Drizzle's migrations table (it needs id, hash and created_at)",
+            hint="Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE.",
+        )
+    query = sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(table(schema, name))
+    return [
+        DrizzleRow(int(id_), str(hash_), None if created is None else int(created))
+        for id_, hash_, created in conn.execute(query)
+    ]

@@ -50,6 +50,7 @@ class SqlFile:
     path: str  # as shown to users, e.g. "sql/public/0001_accounts.sql"
     text: str
     hash: str
+    when: int | None = None  # a drizzle-kit journal's timestamp for the file (milliseconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class FileState(enum.Enum):
     CHANGED = "changed"
     MISSING = "missing"
     OUT_OF_ORDER = "out-of-order"
+    UNLISTED = "unlisted"  # a .sql file a drizzle-kit journal does not list: never run
 
 
 @dataclass(frozen=True, slots=True)

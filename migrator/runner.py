@@ -11,8 +11,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from migrator import db, journal, planner, sqlfile
-from migrator.errors import BadFile, MigrationFailed, MigratorError
+from migrator import db, drizzle, journal, planner, sqlfile
+from migrator.errors import BadFile, ConfigError, MigrationFailed, MigratorError
 from migrator.model import (
     Chunk,
     ChunkKind,
@@ -492,8 +492,36 @@ def baseline_targets(
     return [file for file in files if file.version <= version and file.version not in known]
 
 
-def baseline(conn: db.Connection, schema: str, targets: Sequence[SqlFile], table: str) -> None:
-    """Journal the files as `baseline` without running them."""
+def adoption(
+    conn: db.Connection,
+    schema: str,
+    files: Sequence[SqlFile],
+    source: tuple[str, str],
+    table: str,
+) -> tuple[drizzle.Adoption, list[tuple[SqlFile, drizzle.DrizzleRow]]]:
+    """Drizzle's recorded migrations (table `source`) matched to the schema's files, and the
+    matched files that have no journal row yet; ConfigError when there is no such table."""
+    rows = journal.read_drizzle(conn, *source)
+    if rows is None:
+        raise ConfigError(
+            f"no table {'.'.join(source)} in database {conn.info.dbname}: nothing to adopt",
+            hint="Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE "
+            "(its migrationsSchema and migrationsTable).",
+        )
+    found = drizzle.match(rows, files)
+    known = {row.version for row in journal.read(conn, schema, table) or []}
+    return found, [(file, row) for file, row in found.matched if file.version not in known]
+
+
+def baseline(
+    conn: db.Connection,
+    schema: str,
+    targets: Sequence[SqlFile],
+    table: str,
+    notes: Mapping[str, str] | None = None,
+) -> None:
+    """Journal the files as `baseline` without running them (`notes` by path, else
+    "baseline")."""
     if not journal.exists(conn, schema, table):
         journal.ensure(conn, schema, table)
     with conn.transaction():
@@ -502,4 +530,4 @@ def baseline(conn: db.Connection, schema: str, targets: Sequence[SqlFile], table
                 migration = sqlfile.parse(file)
             except BadFile:  # an old file this lexer cannot split is still a baseline
                 migration = Migration(file, TxMode.STATEMENT, ())
-            journal.baseline(conn, table, migration, "baseline")
+            journal.baseline(conn, table, migration, (notes or {}).get(file.path, "baseline"))

@@ -381,7 +381,7 @@ def test_folder_symlink_loops_inside_sql_are_not_followed(
     """Discovery reads sql/<schema>/*.sql and nothing deeper, so a loop below a schema folder
     (meta/ or any other subfolder) is never walked; a schema folder that links back to sql/
     holds no .sql file of its own and so adds nothing."""
-    write(tmp_path, {**GOOD, "sql/public/meta/_journal.json": "{}"})
+    write(tmp_path, {**GOOD, "sql/public/meta/notes.json": "{}"})
     (tmp_path / "sql/public/meta/up").symlink_to("..")
     (tmp_path / "sql/public/meta/loop").symlink_to("loop")
     (tmp_path / "sql/public/around").symlink_to("../public")
