@@ -7,7 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
-from migrator import drizzle, sqlfile
+from migrator import sqlfile
 from migrator.errors import BadFile, ConfigError
 from migrator.model import SqlFile
 
@@ -47,6 +47,10 @@ def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
         raise BadFile(sorted(problems), hint="Nothing was applied. Fix the folders and run again.")
     return schema_order(found, configured)
 
+
+# A schema folder holding this is drizzle-kit output, read through it (migrator.drizzle, which
+# only such folders import).
+DRIZZLE_JOURNAL = "meta/_journal.json"
 
 MAX_IDENTIFIER = 63  # bytes: PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
@@ -106,7 +110,7 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     """Every migration file of one schema, sorted by version (a drizzle-kit folder: the files
     its journal lists, in its order); BadFile lists problems."""
     folder = sql_dir / schema
-    if (folder / drizzle.JOURNAL).exists():
+    if (folder / DRIZZLE_JOURNAL).exists():
         return _load_drizzle(folder, schema)
     prefix = display(folder)
     problems: list[str] = []
@@ -148,10 +152,12 @@ def _read_regular(entry: os.DirEntry[str] | Path, path: str) -> bytes:
 
 def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
     """The files a drizzle-kit journal lists, in its order, versions from the tags."""
+    from migrator import drizzle
+
     prefix = display(folder)
-    journal_path = f"{prefix}/{drizzle.JOURNAL}"
+    journal_path = f"{prefix}/{DRIZZLE_JOURNAL}"
     try:
-        entries = drizzle.parse_journal(read_bytes(str(folder / drizzle.JOURNAL)), journal_path)
+        entries = drizzle.parse_journal(read_bytes(str(folder / DRIZZLE_JOURNAL)), journal_path)
     except OSError as exc:
         raise BadFile([f"{journal_path}: cannot read ({exc.strerror or exc})"]) from None
     files: list[SqlFile] = []
@@ -185,10 +191,12 @@ def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
 def unlisted(sql_dir: Path, schema: str) -> list[str]:
     """The .sql files of a drizzle-kit folder that its journal does not list (never run)."""
     folder = sql_dir / schema
-    if not (folder / drizzle.JOURNAL).exists():
+    if not (folder / DRIZZLE_JOURNAL).exists():
         return []
+    from migrator import drizzle
+
     try:
-        entries = drizzle.parse_journal(read_bytes(str(folder / drizzle.JOURNAL)), "")
+        entries = drizzle.parse_journal(read_bytes(str(folder / DRIZZLE_JOURNAL)), "")
     except (BadFile, OSError):
         return []  # load_schema reports it
     listed = {f"{entry.tag}.sql" for entry in entries}
@@ -221,10 +229,10 @@ def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) 
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
         raise ConfigError(f"'{schema}': {problem}")
-    if (sql_dir / schema / drizzle.JOURNAL).exists():
+    if (sql_dir / schema / DRIZZLE_JOURNAL).exists():
         raise ConfigError(
             f"{display(sql_dir / schema)} is a drizzle-kit folder: a file its "
-            f"{drizzle.JOURNAL} does not list would never run",
+            f"{DRIZZLE_JOURNAL} does not list would never run",
             hint="Add a migration with drizzle-kit (drizzle-kit generate, or "
             "drizzle-kit generate --custom for hand-written SQL).",
         )

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from migrator.errors import BadFile
 from migrator.model import SqlFile
 
-JOURNAL = "meta/_journal.json"  # inside a schema folder: the folder is drizzle-kit output
 TABLE = "drizzle.__drizzle_migrations"  # where Drizzle's migrate() records what it ran
 VERSIONS = ("5", "6", "7")  # journal formats drizzle-kit has written for PostgreSQL
 DIALECTS = ("pg", "postgresql")

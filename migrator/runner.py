@@ -6,12 +6,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from migrator import db, drizzle, journal, planner, sqlfile
+from migrator import db, journal, planner, sqlfile
 from migrator.errors import BadFile, ConfigError, MigrationFailed, MigratorError
 from migrator.model import (
     Chunk,
@@ -27,6 +28,9 @@ from migrator.model import (
     Step,
     TxMode,
 )
+
+if TYPE_CHECKING:
+    from migrator.drizzle import Adoption, DrizzleRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,9 +502,11 @@ def adoption(
     files: Sequence[SqlFile],
     source: tuple[str, str],
     table: str,
-) -> tuple[drizzle.Adoption, list[tuple[SqlFile, drizzle.DrizzleRow]]]:
+) -> tuple[Adoption, list[tuple[SqlFile, DrizzleRow]]]:
     """Drizzle's recorded migrations (table `source`) matched to the schema's files, and the
     matched files that have no journal row yet; ConfigError when there is no such table."""
+    from migrator import drizzle
+
     rows = journal.read_drizzle(conn, *source)
     if rows is None:
         raise ConfigError(

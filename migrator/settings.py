@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -121,10 +120,16 @@ def read_dotenv(path: Path) -> dict[str, str]:
 def read_pyproject(path: Path = Path("pyproject.toml")) -> dict[str, Any]:
     """The [tool.migrator] table ({} when there is none); ConfigError for unknown keys."""
     try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle).get("tool", {}).get("migrator", {})
+        handle = path.open("rb")
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    import tomllib  # only when there is a pyproject.toml: start-up time counts
+
+    try:
+        with handle:
+            table = tomllib.load(handle).get("tool", {}).get("migrator", {})
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
     unknown = [key for key in table if key not in NAMES]
