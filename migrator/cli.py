@@ -241,8 +241,7 @@ def _warn_unlisted(config: Settings, output: Output, files: dict[str, tuple[SqlF
     unlisted = _unlisted(config, files)
     for _, path in unlisted:
         output.notice(f"warning: {path} is not in its folder's meta/_journal.json: not applied")
-    if unlisted:
-        output.set(unlisted=[path for _, path in unlisted])
+    output.set(unlisted=[path for _, path in unlisted])
 
 
 def _writing(config: Settings) -> None:
@@ -637,9 +636,15 @@ def adopt(
                     hint="Put the files Drizzle ran into the schema folder, unchanged (or with "
                     "the same journal `when`), and run again.",
                 )
-            notes = {
-                file.path: f"adopted from Drizzle ({table} id {row.id})" for file, row in targets
-            }
+            for file, row in found.matched:
+                if file.hash != row.hash:
+                    output.notice(
+                        f"warning: {file.path} matched {table} id {row.id} by its journal `when`"
+                        " only: the file changed since Drizzle ran it"
+                    )
+            for problem in runner.adoption_conflicts(conn, schema, found, config.journal_table):
+                output.notice(f"warning: {problem}")
+            notes = {file.path: _adoption_note(file, row, table) for file, row in targets}
 
             def show(verb: str = "adopt") -> None:
                 for file, row in targets:
@@ -661,6 +666,11 @@ def adopt(
         )
 
 
+def _adoption_note(file: SqlFile, row: DrizzleRow, table: str) -> str:
+    changed = "" if file.hash == row.hash else f"; its hash then was {row.hash}"
+    return f"adopted from Drizzle ({table} id {row.id}{changed})"
+
+
 def _qualified(table: str) -> tuple[str, str]:
     """SCHEMA.TABLE as its two names; ConfigError otherwise."""
     schema, dot, name = table.partition(".")
@@ -677,8 +687,12 @@ def _describe_row(row: DrizzleRow) -> str:
 
     when = ""
     if row.created_at is not None:
-        moment = datetime.fromtimestamp(row.created_at / 1000, UTC)
-        when = f", created_at {row.created_at} ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+        when = f", created_at {row.created_at}"
+        try:
+            moment = datetime.fromtimestamp(row.created_at / 1000, UTC)
+            when += f" ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+        except (OverflowError, ValueError, OSError):
+            pass  # not a time a datetime can hold: the number alone
     return f"id {row.id}: hash {row.hash}{when}"
 
 

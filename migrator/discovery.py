@@ -80,17 +80,17 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
         ) from None
 
 
-def _broken_link(entry: os.DirEntry[str]) -> str:
+def _broken_link(entry: os.DirEntry[str] | Path) -> str:
     """Why a symbolic link cannot be followed ("" when it can, or is no link)."""
     if not entry.is_symlink():
         return ""
     try:
-        os.stat(entry.path)
+        os.stat(entry)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "a symbolic link loop"
         if exc.errno == errno.ENOENT:
-            return f"a symbolic link to {os.readlink(entry.path)}, which does not exist"
+            return f"a symbolic link to {os.readlink(entry)}, which does not exist"
         return f"a symbolic link that cannot be followed ({exc.strerror or exc})"
     return ""
 
@@ -110,7 +110,7 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     """Every migration file of one schema, sorted by version (a drizzle-kit folder: the files
     its journal lists, in its order); BadFile lists problems."""
     folder = sql_dir / schema
-    if (folder / DRIZZLE_JOURNAL).exists():
+    if is_drizzle(folder):
         return _load_drizzle(folder, schema)
     prefix = display(folder)
     problems: list[str] = []
@@ -137,17 +137,26 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
 
 
 def _read_regular(entry: os.DirEntry[str] | Path, path: str) -> bytes:
-    """A migration file's bytes; BadFile for links that go nowhere, folders and FIFOs."""
-    if isinstance(entry, Path):
-        if not entry.exists() and not entry.is_symlink():
-            raise BadFile([f"{path}: no such file"])
-    elif broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
+    """A file's bytes; BadFile for links that go nowhere, folders and FIFOs."""
+    if isinstance(entry, Path) and not os.path.lexists(entry):
+        raise BadFile([f"{path}: no such file"])
+    if broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
         raise BadFile([f"{path}: {broken}"])
     if entry.is_dir():
-        raise BadFile([f"{path}: a folder named like a migration file"])
+        what = "a folder named like a migration file" if path.endswith(".sql") else "a folder"
+        raise BadFile([f"{path}: {what}"])
     if not entry.is_file():  # reading a FIFO would wait forever
         raise BadFile([f"{path}: not a regular file"])
     return read_bytes(os.fspath(entry))
+
+
+def is_drizzle(folder: Path) -> bool:
+    """True for a drizzle-kit folder (it holds meta/_journal.json, even a broken one);
+    BadFile when meta/ is a link that goes nowhere, which would hide the journal."""
+    meta = folder / "meta"
+    if broken := _broken_link(meta):
+        raise BadFile([f"{display(folder)}/meta: {broken}"], hint="Nothing was applied.")
+    return os.path.lexists(folder / DRIZZLE_JOURNAL)
 
 
 def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
@@ -157,9 +166,10 @@ def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
     prefix = display(folder)
     journal_path = f"{prefix}/{DRIZZLE_JOURNAL}"
     try:
-        entries = drizzle.parse_journal(read_bytes(str(folder / DRIZZLE_JOURNAL)), journal_path)
+        data = _read_regular(folder / DRIZZLE_JOURNAL, journal_path)
     except OSError as exc:
         raise BadFile([f"{journal_path}: cannot read ({exc.strerror or exc})"]) from None
+    entries = drizzle.parse_journal(data, journal_path)
     files: list[SqlFile] = []
     problems: list[str] = []
     for entry in entries:
@@ -191,12 +201,12 @@ def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
 def unlisted(sql_dir: Path, schema: str) -> list[str]:
     """The .sql files of a drizzle-kit folder that its journal does not list (never run)."""
     folder = sql_dir / schema
-    if not (folder / DRIZZLE_JOURNAL).exists():
+    if not is_drizzle(folder):
         return []
     from migrator import drizzle
 
     try:
-        entries = drizzle.parse_journal(read_bytes(str(folder / DRIZZLE_JOURNAL)), "")
+        entries = drizzle.parse_journal(_read_regular(folder / DRIZZLE_JOURNAL, ""), "")
     except (BadFile, OSError):
         return []  # load_schema reports it
     listed = {f"{entry.tag}.sql" for entry in entries}
@@ -229,7 +239,7 @@ def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) 
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
         raise ConfigError(f"'{schema}': {problem}")
-    if (sql_dir / schema / DRIZZLE_JOURNAL).exists():
+    if (sql_dir / schema).is_dir() and is_drizzle(sql_dir / schema):
         raise ConfigError(
             f"{display(sql_dir / schema)} is a drizzle-kit folder: a file its "
             f"{DRIZZLE_JOURNAL} does not list would never run",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from migrator.errors import BadFile
 from migrator.model import SqlFile
 
-TABLE = "drizzle.__drizzle_migrations"  # where Drizzle's migrate() records what it ran
 VERSIONS = ("5", "6", "7")  # journal formats drizzle-kit has written for PostgreSQL
 DIALECTS = ("pg", "postgresql")
 _DIGITS = re.compile(r"[0-9]+")
@@ -45,13 +45,14 @@ class Adoption:
 
 
 def parse_journal(data: bytes, path: str) -> tuple[Entry, ...]:
-    """The entries of a drizzle-kit journal in idx order; BadFile names what is wrong."""
+    """The entries of a drizzle-kit journal, in its order (idx increasing); BadFile names what
+    is wrong."""
     import json  # only drizzle-kit folders need it: start-up time counts
 
     try:
         journal = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadFile([f"{path}: not valid JSON ({exc})"]) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadFile([f"{path}: not valid JSON ({type(exc).__name__}: {exc})"]) from None
     if not isinstance(journal, dict) or not isinstance(journal.get("entries"), list):
         raise BadFile([f'{path}: not a drizzle-kit journal (no "entries" list)'])
     problems = []
@@ -74,9 +75,16 @@ def parse_journal(data: bytes, path: str) -> tuple[Entry, ...]:
             problems.append(f"{path}: entry {position} ({raw.get('tag')}): {entry}")
         else:
             entries.append(entry)
-    entries.sort(key=lambda entry: entry.idx)
+    # Drizzle runs the entries in the order they are listed; idx and the tags must agree.
     for before, after in itertools.pairwise(entries):
-        if after.version <= before.version:
+        if after.idx <= before.idx:
+            problems.append(
+                f"{path}: {after.tag} (idx {after.idx}) is listed after {before.tag} "
+                f"(idx {before.idx})"
+            )
+        elif after.tag == before.tag:
+            problems.append(f"{path}: {after.tag} is listed twice")
+        elif after.version <= before.version:
             problems.append(
                 f"{path}: {after.tag} (idx {after.idx}) is numbered {after.version}, not above "
                 f"{before.tag} (idx {before.idx}): the journal order and the tags disagree"
@@ -86,12 +94,16 @@ def parse_journal(data: bytes, path: str) -> tuple[Entry, ...]:
     return tuple(entries)
 
 
+def _integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _entry(raw: object) -> Entry | str | None:
     """An entry, a reason it cannot be used, or None when it lacks the fields."""
     if not isinstance(raw, dict):
         return None
     idx, when, tag = raw.get("idx"), raw.get("when"), raw.get("tag")
-    if not (isinstance(idx, int) and isinstance(when, int) and isinstance(tag, str)):
+    if not (_integer(idx) and _integer(when) and isinstance(tag, str)):
         return None
     if not tag or "/" in tag or "\\" in tag or tag.startswith("."):
         return "the tag must be a plain file name"
@@ -102,19 +114,24 @@ def _entry(raw: object) -> Entry | str | None:
 
 
 def match(rows: Sequence[DrizzleRow], files: Sequence[SqlFile]) -> Adoption:
-    """Match each recorded migration to a file: by hash, else by created_at = the journal's
-    `when`."""
-    by_hash = {file.hash: file for file in files}
-    by_when = {file.when: file for file in files if file.when is not None}
-    matched: dict[str, tuple[SqlFile, DrizzleRow]] = {}
-    unmatched = []
-    for row in rows:
-        file = by_hash.get(row.hash)
-        if file is None and row.created_at is not None:
-            file = by_when.get(row.created_at)
-        if file is None or file.path in matched:
-            unmatched.append(row)
-        else:
-            matched[file.path] = (file, row)
-    ordered = sorted(matched.values(), key=lambda pair: pair[0].version)
-    return Adoption(tuple(ordered), tuple(unmatched))
+    """Match each recorded migration to a file: by hash and created_at = the journal's `when`
+    together, then by hash alone, then by `when` alone (a file edited since it ran); each file
+    at most once, so identical files (drizzle-kit's empty custom ones) pair up by `when`."""
+    taken: dict[str, tuple[SqlFile, DrizzleRow]] = {}
+    left = list(rows)
+    rules: tuple[Callable[[SqlFile, DrizzleRow], bool], ...] = (
+        lambda file, row: file.hash == row.hash and file.when == row.created_at,
+        lambda file, row: file.hash == row.hash,
+        lambda file, row: row.created_at is not None and file.when == row.created_at,
+    )
+    for rule in rules:
+        unmatched = []
+        for row in left:
+            found = next((f for f in files if f.path not in taken and rule(f, row)), None)
+            if found is None:
+                unmatched.append(row)
+            else:
+                taken[found.path] = (found, row)
+        left = unmatched
+    ordered = sorted(taken.values(), key=lambda pair: pair[0].version)
+    return Adoption(tuple(ordered), tuple(left))

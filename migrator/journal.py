@@ -479,23 +479,15 @@ def read_drizzle(conn: Connection, schema: str, name: str) -> list[DrizzleRow] |
     from migrator.drizzle import DrizzleRow
 
     qualified = table(schema, name).as_string(conn)
-    if not exists(conn, schema, name):
-        return None
-    columns = {
-        column
-        for (column,) in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
-            " AND attnum > 0 AND NOT attisdropped",
-            (qualified,),
-        )
-    }
-    if not {"id", "hash", "created_at"} <= columns:
-        raise ConfigError(
-            f"{qualified} is not Drizzle's migrations table (it needs id, hash and created_at)",
-            hint="Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE.",
-        )
+    shape = {"id": "N", "hash": "S", "created_at": "N"}
+    try:
+        if _check_shape(conn, qualified, shape, key="id", what="Drizzle's table") is None:
+            return None
+    except ConfigError as exc:
+        exc.hint = "Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE."
+        raise
     query = sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(table(schema, name))
     return [
-        DrizzleRow(int(id_), str(hash_), None if created is None else int(created))
+        DrizzleRow(int(id_ or 0), str(hash_ or ""), None if created is None else int(created))
         for id_, hash_, created in conn.execute(query)
     ]

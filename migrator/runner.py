@@ -519,6 +519,18 @@ def adoption(
     return found, [(file, row) for file, row in found.matched if file.version not in known]
 
 
+def adoption_conflicts(conn: db.Connection, schema: str, found: Adoption, table: str) -> list[str]:
+    """Matched files whose journal row (written before) records another hash than Drizzle's
+    row: `migrate` will call them changed."""
+    rows = {row.version: row for row in journal.read(conn, schema, table) or []}
+    return [
+        f"{file.path} is journaled already with hash {rows[file.version].hash}, but {row.hash}"
+        f" in Drizzle's row {row.id}: `migrator status` shows the difference"
+        for file, row in found.matched
+        if file.version in rows and rows[file.version].hash != row.hash
+    ]
+
+
 def baseline(
     conn: db.Connection,
     schema: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -102,6 +103,25 @@ def test_journal_order_not_file_names_decides(database: Database, tmp_path: Path
         (journal("first"), "the tag does not start with a number"),
         (journal("../0000_a"), "the tag must be a plain file name"),
         ("{not json", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON (RecursionError"),
+        (journal("0000_a", "0000_a"), "0000_a is listed twice"),
+        (
+            journal("0000_a").replace('"idx": 0', '"idx": true'),
+            "needs an integer idx and when and a tag",
+        ),
+        (
+            json.dumps(
+                {
+                    "version": "7",
+                    "dialect": "pg",
+                    "entries": [
+                        {"idx": 1, "when": 2, "tag": "0001_a"},
+                        {"idx": 0, "when": 1, "tag": "0000_a"},
+                    ],
+                }
+            ),
+            "0000_a (idx 0) is listed after 0001_a (idx 1)",
+        ),
         ('{"version": "7"}', 'not a drizzle-kit journal (no "entries" list)'),
     ],
 )
@@ -125,6 +145,29 @@ def test_a_bad_drizzle_journal_is_refused_before_anything_runs(
     assert database.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
 
 
+@pytest.mark.parametrize("kind", ["dangling link", "fifo", "folder", "dangling meta"])
+def test_a_journal_that_is_not_a_file_is_refused_without_waiting(
+    database: Database, tmp_path: Path, kind: str
+) -> None:
+    write(tmp_path, {"sql/public/0001_stray.sql": "CREATE TABLE stray (id int);"})
+    meta = tmp_path / "sql/public/meta"
+    if kind == "dangling meta":
+        meta.symlink_to("nowhere")
+    else:
+        meta.mkdir()
+        target = meta / "_journal.json"
+        {
+            "dangling link": lambda: target.symlink_to("nowhere.json"),
+            "fifo": lambda: os.mkfifo(target),
+            "folder": target.mkdir,
+        }[kind]()
+    result = cli("migrate", url=database.url)  # a FIFO read would hang here
+    assert result.exit_code == 2, result.output
+    assert "sql/public/meta" in result.stderr
+    assert database.scalar("SELECT to_regclass('stray')") is None
+    assert database.scalar("SELECT to_regclass('public.__migrations')") is None
+
+
 @pytest.mark.parametrize(("version", "dialect"), [("5", "pg"), ("6", "postgresql"), ("7", "pg")])
 def test_older_journal_formats_are_read(version: str, dialect: str) -> None:
     text = journal("0000_a", "0001_b", version=version, dialect=dialect)
@@ -137,17 +180,36 @@ def _file(version: int, text: str, when: int | None) -> SqlFile:
     return SqlFile("public", version, f"{version:04d}_x.sql", f"sql/{version}", text, digest, when)
 
 
-def test_match_by_hash_then_by_when() -> None:
+def test_match_by_hash_and_when_then_hash_then_when() -> None:
     files = [_file(0, "a", 10), _file(1, "b", 20), _file(2, "c", 30)]
     rows = [
-        drizzle.DrizzleRow(1, files[0].hash, 999),  # hash
-        drizzle.DrizzleRow(2, "0" * 64, 20),  # when: the file was edited since
+        drizzle.DrizzleRow(1, files[0].hash, 999),  # hash, but row 4 matches file 0 better
+        drizzle.DrizzleRow(2, "0" * 64, 20),  # when: the file was edited since it ran
         drizzle.DrizzleRow(3, "f" * 64, 77),  # nothing
-        drizzle.DrizzleRow(4, files[0].hash, 10),  # a second row for the same file
+        drizzle.DrizzleRow(4, files[0].hash, 10),  # hash and when
+        drizzle.DrizzleRow(5, files[2].hash, 31),  # hash alone: the journal's when changed
     ]
     found = drizzle.match(rows, files)
-    assert [(file.version, row.id) for file, row in found.matched] == [(0, 1), (1, 2)]
-    assert [row.id for row in found.unmatched] == [3, 4]
+    assert [(file.version, row.id) for file, row in found.matched] == [(0, 4), (1, 2), (2, 5)]
+    assert [row.id for row in found.unmatched] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([(1, 10)], [(0, 1)]),  # Drizzle ran the first of two identical files
+        ([(1, 20)], [(1, 1)]),  # ... or only the second (hash alone would take the first)
+        ([(1, 10), (2, 20)], [(0, 1), (1, 2)]),  # ... or both
+    ],
+)
+def test_identical_files_pair_up_by_when(
+    rows: list[tuple[int, int]], expected: list[tuple[int, int]]
+) -> None:
+    """drizzle-kit generate --custom twice gives two identical placeholder files."""
+    files = [_file(0, "-- custom", 10), _file(1, "-- custom", 20)]
+    found = drizzle.match([drizzle.DrizzleRow(i, files[0].hash, when) for i, when in rows], files)
+    assert [(file.version, row.id) for file, row in found.matched] == expected
+    assert found.unmatched == ()
 
 
 def test_journal_entries_need_their_fields() -> None:
@@ -226,14 +288,14 @@ def test_adopt_refuses_with_every_unmatched_row_and_changes_nothing(
         [
             (_sha(tmp_path / "sql/public/0000_cool_start.sql"), 1700000000000),
             ("a" * 64, 1600000000000),
-            ("b" * 64, 1600000000001),
+            ("b" * 64, 9223372036854775807),  # no datetime holds it: shown as the number
         ],
     )
     result = cli("adopt", "drizzle", url=database.url)
     assert result.exit_code == 3, result.output
     assert "2 migrations recorded in drizzle.__drizzle_migrations match no file" in result.stderr
     assert f"id 2: hash {'a' * 64}, created_at 1600000000000 (2020-09-13" in result.stderr
-    assert f"id 3: hash {'b' * 64}" in result.stderr
+    assert f"id 3: hash {'b' * 64}, created_at 9223372036854775807\n" in result.stderr
     assert database.scalar("SELECT to_regclass('public.__migrations')") is None
 
 
@@ -242,7 +304,8 @@ def test_adopt_refuses_with_every_unmatched_row_and_changes_nothing(
     [
         ("drizzle.__drizzle_migrations", 2, "no table drizzle.__drizzle_migrations in database"),
         ("nodot", 2, "--table 'nodot' is not SCHEMA.TABLE"),
-        ("public.other", 2, "is not Drizzle's migrations table"),
+        ("public.other", 2, 'Drizzle\'s table "public"."other" does not have the shape'),
+        ("public.typed", 2, "created_at is not a number"),
     ],
 )
 def test_adopt_without_drizzles_table_is_a_clear_error(
@@ -250,6 +313,9 @@ def test_adopt_without_drizzles_table_is_a_clear_error(
 ) -> None:
     write(tmp_path, FOLDER)
     database.query("CREATE TABLE public.other (id int)")
+    database.query(
+        "CREATE TABLE public.typed (id serial PRIMARY KEY, hash text, created_at timestamptz)"
+    )
     result = cli("adopt", "drizzle", "--table", table, url=database.url)
     assert result.exit_code == code, result.output
     assert message in result.stderr
@@ -362,6 +428,11 @@ def test_half_by_drizzle_adopted_then_finished_equals_drizzle_alone(
     adopted = cli("adopt", "drizzle", url=database.url)
     assert adopted.exit_code == 0, adopted.output
     assert f"adopted {half} files of public" in adopted.stdout
+    # Matched by hash, not by the `when` fallback: our hash is Drizzle's.
+    assert database.query(
+        "SELECT hash FROM public.__migrations ORDER BY version"
+    ) == database.query("SELECT hash FROM drizzle.__drizzle_migrations ORDER BY id")
+    assert "changed since Drizzle ran it" not in adopted.stderr
     finished = cli("migrate", url=database.url)
     assert finished.exit_code == 0, finished.output
     journal_rows = database.journal()
@@ -392,3 +463,35 @@ def test_new_refuses_a_drizzle_folder(tmp_path: Path) -> None:
         "0002_last.sql",
         "0003_stray.sql",
     ]
+
+
+def test_adopt_by_when_notes_the_edit_and_reports_journal_conflicts(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, FOLDER)
+    folder = tmp_path / "sql/public"
+    assert cli("migrate", "--to", "0", url=database.url).exit_code == 0
+    journaled = _sha(folder / "0000_cool_start.sql")
+    (folder / "0000_cool_start.sql").write_text(
+        "-- edited\n" + (folder / "0000_cool_start.sql").read_text()
+    )
+    (folder / "0001_quiet_step.sql").write_text(
+        "-- edited too\n" + (folder / "0001_quiet_step.sql").read_text()
+    )
+    _drizzle_table(
+        database,
+        [(_sha(folder / "0000_cool_start.sql"), 1700000000000), ("d" * 64, 1700000000001)],
+    )
+    result = cli("adopt", "drizzle", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert (
+        "0001_quiet_step.sql matched drizzle.__drizzle_migrations id 2 by its journal `when` only"
+        in result.stderr
+    )
+    assert f"0000_cool_start.sql is journaled already with hash {journaled}" in result.stderr
+    rows = database.query("SELECT version, status, hash, note FROM public.__migrations ORDER BY 1")
+    assert [(v, s, h) for v, s, h, _ in rows] == [
+        (0, "applied", journaled),
+        (1, "baseline", _sha(folder / "0001_quiet_step.sql")),
+    ]
+    assert f"id 2; its hash then was {'d' * 64})" in rows[1][3]
