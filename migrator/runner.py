@@ -239,9 +239,12 @@ def _run_chunks(
             reporter.chunk_done(step, chunk, _ms_since(chunk_started))
             position += 1
             continue
-        end = position
-        while end < len(chunks) and chunks[end].kind is ChunkKind.TRANSACTIONAL:
-            end += 1
+        end = position + 1
+        # Before PostgreSQL 13, statement_timeout timed a multi-statement query as a whole, so
+        # older servers get one chunk per query.
+        if conn.info.server_version >= 130000:
+            while end < len(chunks) and chunks[end].kind is ChunkKind.TRANSACTIONAL:
+                end += 1
         try:
             _run_batch(conn, step, chunks[position:end], record, reporter, options, started)
             position = end
