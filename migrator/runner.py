@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     from migrator.drizzle import Adoption, DrizzleRow
 
 
+# A batch's bounds: the server parses a whole query before running it, and the client holds
+# every result of it, so a file of thousands of chunks goes in several batches.
+BATCH_CHUNKS = 500
+BATCH_TEXT = 4 << 20  # characters of chunk text
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """How to apply: journal table, timeouts, retries, lock wait, and the plan's bounds."""
@@ -239,12 +245,7 @@ def _run_chunks(
             reporter.chunk_done(step, chunk, _ms_since(chunk_started))
             position += 1
             continue
-        end = position + 1
-        # Before PostgreSQL 13, statement_timeout timed a multi-statement query as a whole, so
-        # older servers get one chunk per query.
-        if conn.info.server_version >= 130000:
-            while end < len(chunks) and chunks[end].kind is ChunkKind.TRANSACTIONAL:
-                end += 1
+        end = batch_end(chunks, position, conn.info.server_version)
         try:
             _run_batch(conn, step, chunks[position:end], record, reporter, options, started)
             position = end
@@ -261,6 +262,24 @@ def _run_chunks(
             reporter.chunk_retry(step, failure.chunk, retries, delay)
             time.sleep(delay)
             position = failure.chunk.index - 1
+
+
+def batch_end(chunks: Sequence[Chunk], position: int, server_version: int) -> int:
+    """Where the batch of transactional chunks starting at `position` ends (exclusive)."""
+    end = position + 1
+    if server_version < 130000:
+        # statement_timeout timed a multi-statement query as a whole before PostgreSQL 13.
+        return end
+    size = len(chunks[position].sql)
+    while (
+        end < len(chunks)
+        and chunks[end].kind is ChunkKind.TRANSACTIONAL
+        and end - position < BATCH_CHUNKS
+        and size + len(chunks[end].sql) <= BATCH_TEXT
+    ):
+        size += len(chunks[end].sql)
+        end += 1
+    return end
 
 
 def _run_batch(

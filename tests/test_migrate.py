@@ -590,3 +590,24 @@ def test_lock_timeout_inside_a_batch_retries_from_the_blocked_chunk(
         )
         == 1
     )
+
+
+def test_a_file_of_many_chunks_goes_in_several_batches(database: Database, tmp_path: Path) -> None:
+    from migrator import runner
+
+    count = runner.BATCH_CHUNKS * 2 + 7
+    statements = ["CREATE TABLE n (i int PRIMARY KEY)"]
+    statements += [f"INSERT INTO n VALUES ({i})" for i in range(1, count)]
+    statements[runner.BATCH_CHUNKS + 3] = "INSERT INTO n VALUES (1)"  # a duplicate key
+    write(tmp_path, {"sql/public/0001_many.sql": chunks(*statements)})
+    failed = cli("migrate", url=database.url)
+    assert failed.exit_code == 1, failed.output
+    assert f"chunk {runner.BATCH_CHUNKS + 4} of {count} failed" in failed.stderr
+    assert database.journal() == [(1, "failed", runner.BATCH_CHUNKS + 3, count)]
+    assert database.scalar("SELECT count(*) FROM n") == runner.BATCH_CHUNKS + 2
+
+    statements[runner.BATCH_CHUNKS + 3] = f"INSERT INTO n VALUES ({runner.BATCH_CHUNKS + 3})"
+    write(tmp_path, {"sql/public/0001_many.sql": chunks(*statements)})
+    assert (
+        cli("repair", "--reason", "fixed the duplicate", "--yes", url=database.url).exit_code == 0
+    )

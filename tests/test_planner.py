@@ -9,7 +9,7 @@ import pytest
 from migrator import planner, settings, sqlfile
 from migrator.db import mask
 from migrator.errors import BadFile, ConfigError, DriftError
-from migrator.model import FileState, JournalRow, RowStatus, SqlFile
+from migrator.model import Chunk, FileState, JournalRow, RowStatus, SqlFile
 
 MARK = "\n--> statement-breakpoint\n"
 
@@ -228,3 +228,29 @@ def test_bad_values_are_named_with_their_source_but_never_shown(
     assert "lock_wait: is not valid (from environment)" in caught.value.message
     assert "env: must be one of development, staging, production" in caught.value.message
     assert "soon-secret" not in caught.value.message
+
+
+def _chunks(*statements: str) -> tuple[Chunk, ...]:
+    return sqlfile.parse(file(1, MARK.join(statements))).chunks
+
+
+BIG = "SELECT '" + "x" * (3 << 20) + "'"  # 3 Mi characters: two do not fit one batch
+
+
+@pytest.mark.parametrize(
+    ("statements", "position", "server_version", "end"),
+    [
+        (["SELECT 1"] * 1207, 0, 150000, 500),
+        (["SELECT 1"] * 1207, 500, 150000, 1000),
+        (["SELECT 1"] * 1207, 1000, 150000, 1207),
+        (["SELECT 1"] * 3 + ["VACUUM"] + ["SELECT 1"] * 3, 0, 150000, 3),
+        (["SELECT 1"] * 3 + ["VACUUM"] + ["SELECT 1"] * 3, 4, 150000, 7),
+        (["SELECT 1"] * 5, 1, 120000, 2),  # statement_timeout timed whole queries before 13
+        ([BIG, BIG, "SELECT 1"], 0, 160000, 1),
+        ([BIG, "SELECT 1", BIG], 0, 160000, 2),
+    ],
+)
+def test_batch_bounds(statements: list[str], position: int, server_version: int, end: int) -> None:
+    from migrator.runner import batch_end
+
+    assert batch_end(_chunks(*statements), position, server_version) == end
