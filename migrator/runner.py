@@ -66,7 +66,7 @@ def _journals(
     conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], table: str
 ) -> dict[str, list[JournalRow] | None]:
     """Each schema's journal rows; None where the schema has no journal yet."""
-    return {schema: journal.read(conn, schema, table) for schema in files}
+    return {schema: journal.read(conn, schema, table, brief=True) for schema in files}
 
 
 def _plan(
