@@ -307,7 +307,9 @@ def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:
     query = sql.SQL("SELECT chunks_done FROM {table} WHERE version = %s").format(
         table=table(schema, name)
     )
-    row = conn.execute(query, (version,)).fetchone()
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role the file set
+        row = conn.execute(query, (version,)).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -319,7 +321,9 @@ def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> 
         + _ELAPSED
         + " WHERE version = %(version)s"
     ).format(table=table(schema, name))
-    conn.execute(query, {"error": error, "version": version})
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role the file set
+        conn.execute(query, {"error": error, "version": version})
 
 
 _CREATE_SEEDS = """

@@ -347,8 +347,9 @@ def _batch_failure(
     error: psycopg.Error,
     table: str,
 ) -> _ChunkError:
-    """Which chunk of a failed batch failed: the one the server's error position points into,
-    else the first one the journal does not record as done."""
+    """Which chunk of a failed batch failed: the first one the journal does not record as
+    done; or, when none of the batch ran and the server could not parse the query, the one
+    its error position points into (nothing ran: the server parses a query whole first)."""
     file = step.migration.file
     if conn.broken or conn.closed:
         last = batch[-1].index
@@ -359,11 +360,15 @@ def _batch_failure(
     done = journal.chunks_done(conn, file.schema, table, file.version)
     failed = min(max(done - batch[0].index + 1, 0), len(batch) - 1)
     position = error.diag.statement_position
-    if position and position.isdigit():
-        at = int(position) - 1
-        for i, (chunk, offset) in enumerate(zip(batch, offsets, strict=True)):
-            if offset <= at < offset + len(chunk.sql):
-                return _ChunkError(chunk, error, offset=offset, parse_error=i > failed)
+    if not (position and position.isdigit()):
+        return _ChunkError(batch[failed], error, offset=offsets[failed])
+    # The chunk whose text, or the runner's text right after it, holds the position.
+    at = int(position) - 1
+    located = max((i for i, offset in enumerate(offsets) if offset <= at), default=0)
+    parse_error = (error.sqlstate or "")[:2] in ("42", "22")
+    if located > failed and done < batch[0].index and parse_error:
+        return _ChunkError(batch[located], error, offset=offsets[located], parse_error=True)
+    # A position elsewhere (a function body PostgreSQL found further on) is not this chunk's.
     return _ChunkError(batch[failed], error, offset=offsets[failed])
 
 

@@ -318,6 +318,12 @@ def _refusal(words: tuple[str, ...]) -> str:
     first = words[0] if words else ""
     if first == "discard" and words[1:2] in ((), ("all",)):
         return "DISCARD ALL would drop the runner's advisory lock: use RESET ALL or DISCARD PLANS"
+    if first == "copy" and ("stdin" in words or "stdout" in words):
+        return (
+            "COPY ... FROM STDIN / TO STDOUT needs a client that streams the data, which a "
+            "migration file cannot hold: load from a server-side file (COPY ... FROM 'path'), "
+            "or use INSERT"
+        )
     if first in _ENDS and "chain" in words:
         return (
             f"{first.upper()} AND CHAIN leaves a transaction open after the chunk, where the "

@@ -611,3 +611,99 @@ def test_a_file_of_many_chunks_goes_in_several_batches(database: Database, tmp_p
     assert (
         cli("repair", "--reason", "fixed the duplicate", "--yes", url=database.url).exit_code == 0
     )
+
+
+def test_a_position_further_on_does_not_rerun_committed_chunks(
+    database: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL points a SQL function body's error at wherever that text appears first in the
+    whole query, which can be a later chunk: only chunks that did not commit may run again."""
+    database.query("CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_f.sql": chunks(
+                "INSERT INTO log VALUES (1)",
+                "INSERT INTO log VALUES (2)",
+                "CREATE FUNCTION g() RETURNS bigint LANGUAGE sql AS E'SELECT count(*)\\nFROM logs'",
+                "CREATE FUNCTION g2() RETURNS bigint LANGUAGE sql"
+                " AS $$SELECT count(*)\nFROM logs$$",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1, result.output
+    assert "chunk 3 of 4 failed" in result.stderr
+    assert database.journal() == [(1, "failed", 2, 4)]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(1,), (2,)]
+
+
+def test_a_syntax_error_at_the_end_of_a_chunk_is_that_chunks(
+    database: Database, tmp_path: Path
+) -> None:
+    database.query("CREATE TABLE log (n int)")
+    path = "sql/public/0001_a.sql"
+    write(
+        tmp_path,
+        {
+            path: chunks(
+                "INSERT INTO log VALUES (1);",
+                "INSERT INTO log VALUES (2);",
+                "INSERT INTO log VALUES (3",  # the parser stops at the ';' the runner adds
+                "INSERT INTO log VALUES (4);",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1, result.output
+    assert f"{path}:5:1: chunk 3 of 4 failed" in result.stderr
+    assert database.journal() == [(1, "failed", 2, 4)]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(1,), (2,)]
+
+
+def test_a_failure_after_set_role_is_journaled_as_the_session_user(
+    database: Database, tmp_path: Path
+) -> None:
+    role = f"app_{database.name}"
+    database.query(f'CREATE ROLE "{role}"; CREATE TABLE log (n int)')
+    try:
+        database.query(f'GRANT INSERT ON log TO "{role}"')  # and nothing on the journal
+        write(
+            tmp_path,
+            {
+                "sql/public/0001_as_app.sql": chunks(
+                    "INSERT INTO log VALUES (1)",
+                    f'SET ROLE "{role}"',
+                    "INSERT INTO log VALUES (3)",
+                    "SELECT 1/0",
+                )
+            },
+        )
+        result = cli("migrate", url=database.url)
+        assert result.exit_code == 1, result.output
+        assert "chunk 4 of 4 failed: division by zero" in result.stderr
+        assert database.journal() == [(1, "failed", 3, 4)]
+        assert "division by zero" in database.scalar("SELECT error FROM public.__migrations")
+        assert database.query("SELECT n FROM log ORDER BY n") == [(1,), (3,)]
+    finally:
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["COPY log FROM STDIN", "COPY log (n) FROM stdin WITH (FORMAT csv)", "COPY log TO STDOUT"],
+)
+def test_copy_with_the_client_is_refused_before_anything_runs(
+    database: Database, tmp_path: Path, statement: str
+) -> None:
+    database.query("CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {"sql/public/0001_copy.sql": chunks("INSERT INTO log VALUES (1)", statement)},
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 2, result.output
+    assert "COPY ... FROM STDIN / TO STDOUT needs a client that streams the data" in result.stderr
+    assert database.scalar("SELECT to_regclass('public.__migrations')") is None
+    assert database.query("SELECT n FROM log") == []
