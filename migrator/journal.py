@@ -274,13 +274,6 @@ def start_sql(
     )
 
 
-def start(
-    conn: Connection, name: str, migration: Migration, chunks_done: int, note: str | None = None
-) -> None:
-    """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
-    conn.execute(start_sql(conn, name, migration, chunks_done, note), prepare=False)
-
-
 def advance_text(conn: Connection, schema: str, name: str, version: int) -> Callable[[int], str]:
     """The journal update of one file as text, given its chunks_done; it returns the file's
     elapsed milliseconds as ELAPSED_COLUMN. Composed once per file (a chunk runs in a fraction
