@@ -436,6 +436,7 @@ def validate(ctx: typer.Context, schemas: Schemas = None) -> None:
     with reported_errors(output):
         config = _settings(ctx)
         files = _files(config, schemas)
+        _warn_unlisted(config, output, files)
         problems: list[str] = []
         parsed = {}
         for file in (file for found in files.values() for file in found):

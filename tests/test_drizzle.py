@@ -76,6 +76,9 @@ def test_a_drizzle_folder_applies_in_journal_order_and_reports_unlisted_files(
     assert rows["0003_stray.sql"] == "unlisted"
     assert rows["0000_cool_start.sql"] == "applied"
     assert cli("status", "--check", url=database.url).exit_code == 0
+    validate = cli("validate", url=database.url)
+    assert validate.exit_code == 0, validate.output
+    assert "0003_stray.sql is not in its folder's meta/_journal.json" in validate.stderr
 
 
 def test_journal_order_not_file_names_decides(database: Database, tmp_path: Path) -> None:
