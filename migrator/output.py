@@ -134,13 +134,12 @@ class Output:
             resumed = f" (resuming at chunk {step.chunks_done + 1})" if step.chunks_done else ""
             self.info(f"applying {step.migration.file.path}{resumed}")
 
-    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int) -> None:
+    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None:
         if self.verbose:
             total = len(step.migration.chunks)
             kind = f" [{chunk.reason}]" if chunk.reason else ""
-            self.info(
-                f"  chunk {chunk.index}/{total} line {chunk.line}{kind} {_duration(duration_ms)}"
-            )
+            took = f" {_duration(duration_ms)}" if duration_ms is not None else ""
+            self.info(f"  chunk {chunk.index}/{total} line {chunk.line}{kind}{took}")
 
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
         self.notice(

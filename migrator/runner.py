@@ -321,6 +321,9 @@ def _run_batch(
             # The server parses the whole query before running any of it: nothing ran, so the
             # chunks before the one that does not parse are sent again, on their own.
             _run_batch(conn, step, batch[:ran], record, reporter, options, started)
+        elif not failure.where:
+            for chunk in batch[:ran]:  # committed before the failure; their times went with it
+                reporter.chunk_done(step, chunk, None)
         raise failure from exc
     # Each journal update returns the file's elapsed time, which gives every chunk's duration.
     # Read from the raw results: building column descriptions for each one showed up.

@@ -707,3 +707,25 @@ def test_copy_with_the_client_is_refused_before_anything_runs(
     assert "COPY ... FROM STDIN / TO STDOUT needs a client that streams the data" in result.stderr
     assert database.scalar("SELECT to_regclass('public.__migrations')") is None
     assert database.query("SELECT n FROM log") == []
+
+
+def test_verbose_shows_the_chunks_a_failed_batch_committed(
+    database: Database, tmp_path: Path
+) -> None:
+    database.query("CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_v.sql": chunks(
+                "INSERT INTO log VALUES (1)",
+                "INSERT INTO log VALUES (2)",
+                "SELECT 1/0",
+                "INSERT INTO log VALUES (4)",
+            )
+        },
+    )
+    result = cli("-v", "migrate", url=database.url)
+    assert result.exit_code == 1, result.output
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  chunk ")]
+    assert lines == ["chunk 1/4 line 1", "chunk 2/4 line 3"]
+    assert database.journal() == [(1, "failed", 2, 4)]
