@@ -633,7 +633,9 @@ def adopt(
         with _connect(config, output) as conn, ExitStack() as held:
             if not dry_run:  # a dry run takes no lock, like every other
                 held.enter_context(db.advisory_lock(conn, config.lock_wait, output.lock_waiting))
-            found, targets = runner.adoption(conn, schema, files, source, config.journal_table)
+            found, targets, conflicts = runner.adoption(
+                conn, schema, files, source, config.journal_table
+            )
             if found.unmatched:
                 raise DriftError(
                     f"{len(found.unmatched)} migrations recorded in {table} match no file "
@@ -648,8 +650,8 @@ def adopt(
                         f"warning: {file.path} matched {table} id {row.id} by its journal `when`"
                         " only: the file changed since Drizzle ran it"
                     )
-            for problem in runner.adoption_conflicts(conn, schema, found, config.journal_table):
-                output.notice(f"warning: {problem}")
+            for conflict in conflicts:
+                output.notice(f"warning: {conflict}")
             notes = {file.path: _adoption_note(file, row, table) for file, row in targets}
 
             def show(verb: str = "adopt") -> None:

@@ -117,17 +117,22 @@ def match(rows: Sequence[DrizzleRow], files: Sequence[SqlFile]) -> Adoption:
     """Match each recorded migration to a file: by hash and created_at = the journal's `when`
     together, then by hash alone, then by `when` alone (a file edited since it ran); each file
     at most once, so identical files (drizzle-kit's empty custom ones) pair up by `when`."""
+    keys: tuple[tuple[Callable[[SqlFile], object], Callable[[DrizzleRow], object]], ...] = (
+        (lambda file: (file.hash, file.when), lambda row: (row.hash, row.created_at)),
+        (lambda file: file.hash, lambda row: row.hash),
+        (lambda file: file.when, lambda row: row.created_at),
+    )
     taken: dict[str, tuple[SqlFile, DrizzleRow]] = {}
     left = list(rows)
-    rules: tuple[Callable[[SqlFile, DrizzleRow], bool], ...] = (
-        lambda file, row: file.hash == row.hash and file.when == row.created_at,
-        lambda file, row: file.hash == row.hash,
-        lambda file, row: row.created_at is not None and file.when == row.created_at,
-    )
-    for rule in rules:
+    for file_key, row_key in keys:
+        candidates: dict[object, list[SqlFile]] = {}
+        for file in files:
+            candidates.setdefault(file_key(file), []).append(file)
+        candidates.pop(None, None)  # no `when` (not a drizzle-kit folder) matches nothing
         unmatched = []
         for row in left:
-            found = next((f for f in files if f.path not in taken and rule(f, row)), None)
+            free = (f for f in candidates.get(row_key(row), ()) if f.path not in taken)
+            found = next(free, None)
             if found is None:
                 unmatched.append(row)
             else:

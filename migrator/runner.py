@@ -252,15 +252,8 @@ def _run_chunks(
         except _ChunkError as failure:
             if failure.chunk.index != retried:
                 retried, retries = failure.chunk.index, 0
-            if not isinstance(failure.error, pg_errors.LockNotAvailable):
-                raise
-            if retries == options.lock_retries:
-                failure.retries = retries
-                raise
+            _wait_to_retry(failure, retries, step, options, reporter)
             retries += 1
-            delay = options.retry_delay * 2 ** (retries - 1)
-            reporter.chunk_retry(step, failure.chunk, retries, delay)
-            time.sleep(delay)
             position = failure.chunk.index - 1
 
 
@@ -411,14 +404,22 @@ def _retrying(run: Callable[[], None], step: Step, options: Options, reporter: R
             run()
             return
         except _ChunkError as failure:
-            if not isinstance(failure.error, pg_errors.LockNotAvailable):
-                raise
-            if attempt == options.lock_retries:
-                failure.retries = attempt
-                raise
-            delay = options.retry_delay * 2**attempt
-            reporter.chunk_retry(step, failure.chunk, attempt + 1, delay)
-            time.sleep(delay)
+            _wait_to_retry(failure, attempt, step, options, reporter)
+
+
+def _wait_to_retry(
+    failure: _ChunkError, retries: int, step: Step, options: Options, reporter: Reporter
+) -> None:
+    """After a chunk's failure (retried `retries` times so far): raise it unless it is a
+    lock_timeout (55P03) with retries left; else report the retry and wait the doubling delay."""
+    if not isinstance(failure.error, pg_errors.LockNotAvailable):
+        raise failure
+    if retries == options.lock_retries:
+        failure.retries = retries
+        raise failure
+    delay = options.retry_delay * 2**retries
+    reporter.chunk_retry(step, failure.chunk, retries + 1, delay)
+    time.sleep(delay)
 
 
 def _fail(conn: db.Connection, step: Step, failure: _ChunkError, table: str) -> MigratorError:
@@ -532,9 +533,11 @@ def adoption(
     files: Sequence[SqlFile],
     source: tuple[str, str],
     table: str,
-) -> tuple[Adoption, list[tuple[SqlFile, DrizzleRow]]]:
-    """Drizzle's recorded migrations (table `source`) matched to the schema's files, and the
-    matched files that have no journal row yet; ConfigError when there is no such table."""
+) -> tuple[Adoption, list[tuple[SqlFile, DrizzleRow]], list[str]]:
+    """Drizzle's recorded migrations (table `source`) matched to the schema's files; the
+    matched files that have no journal row yet; and the matched files journaled before with
+    another hash than Drizzle's row (`migrate` will call them changed). ConfigError when there
+    is no such table."""
     from migrator import drizzle
 
     rows = journal.read_drizzle(conn, *source)
@@ -545,20 +548,15 @@ def adoption(
             "(its migrationsSchema and migrationsTable).",
         )
     found = drizzle.match(rows, files)
-    known = {row.version for row in journal.read(conn, schema, table) or []}
-    return found, [(file, row) for file, row in found.matched if file.version not in known]
-
-
-def adoption_conflicts(conn: db.Connection, schema: str, found: Adoption, table: str) -> list[str]:
-    """Matched files whose journal row (written before) records another hash than Drizzle's
-    row: `migrate` will call them changed."""
-    rows = {row.version: row for row in journal.read(conn, schema, table) or []}
-    return [
-        f"{file.path} is journaled already with hash {rows[file.version].hash}, but {row.hash}"
+    known = {row.version: row for row in journal.read(conn, schema, table, brief=True) or []}
+    targets = [(file, row) for file, row in found.matched if file.version not in known]
+    conflicts = [
+        f"{file.path} is journaled already with hash {known[file.version].hash}, but {row.hash}"
         f" in Drizzle's row {row.id}: `migrator status` shows the difference"
         for file, row in found.matched
-        if file.version in rows and rows[file.version].hash != row.hash
+        if file.version in known and known[file.version].hash != row.hash
     ]
+    return found, targets, conflicts
 
 
 def baseline(
