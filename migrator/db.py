@@ -157,9 +157,7 @@ def session_reset_text(
 
 def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_timeout: str) -> None:
     """Reset the session for the next file or seed process."""
-    conn.execute(
-        sql.SQL("; ").join(session_reset_sql(conn, schema, lock_timeout, statement_timeout))
-    )
+    conn.execute(session_reset_text(conn, schema, lock_timeout, statement_timeout), prepare=False)
 
 
 def set_lock_timeout(conn: Connection, value: str) -> None:
