@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from psycopg import sql
+from psycopg.errors import InvalidSqlStatementName
+from psycopg.pq import Escaping
 
 from migrator import __version__
 from migrator.db import Connection, schema_exists
@@ -229,70 +234,137 @@ def ensure(conn: Connection, schema: str, name: str) -> None:
         conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
 
 
+# The journal writes that run for every file and chunk are prepared once per session: parsing
+# and planning them each time cost more server time than many of the chunks themselves.
 _START = (
     "INSERT INTO {table} AS j (version, name, hash, chunk_hashes, content, status,"
     " chunks_total, chunks_done, started_at, finished_at, duration_ms, applied_by,"
     " migrator_version, error)"
-    " VALUES ({version}, {name}, {hash}, {chunk_hashes}::text[], {content}, {status},"
-    " {total}, {done}, clock_timestamp(), {finished}, 0, current_user, {migrator}, NULL)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(),"
+    " CASE WHEN $9 THEN clock_timestamp() END, 0, current_user, $10, NULL)"
     " ON CONFLICT (version) DO UPDATE SET name = excluded.name, hash = excluded.hash,"
     " chunk_hashes = excluded.chunk_hashes, content = excluded.content,"
     " status = excluded.status, chunks_total = excluded.chunks_total,"
     " chunks_done = excluded.chunks_done, started_at = excluded.started_at,"
     " finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,"
     " applied_by = excluded.applied_by, migrator_version = excluded.migrator_version,"
-    " error = NULL, note = CASE WHEN {note}::text IS NULL THEN j.note"
-    " ELSE concat_ws(E'\\n', j.note, {note} || ' by ' || current_user || ' at '"
+    " error = NULL, note = CASE WHEN $11::text IS NULL THEN j.note"
+    " ELSE concat_ws(E'\\n', j.note, $11 || ' by ' || current_user || ' at '"
     " || clock_timestamp()::text) END"
+)
+_START_TYPES = "bigint, text, text, text[], text, text, integer, integer, boolean, text, text"
+_ADVANCE = (
+    "UPDATE {table} SET chunks_done = {done},"
+    " status = CASE WHEN {done} >= chunks_total THEN 'applied' ELSE 'running' END,"
+    " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
+    " duration_ms = " + _ELAPSED + " WHERE version = {version}"
+    " RETURNING duration_ms AS {elapsed}"
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The names of a journal's start and advance statements, prepared on one session."""
+
+    start: str
+    advance: str
+
+
+_PREPARED: WeakKeyDictionary[Connection, dict[tuple[str, str], Prepared]] = WeakKeyDictionary()
+_NAMES = itertools.count(1)  # never reused, so a name left behind by a lost registry is harmless
+
+
+def prepared(conn: Connection, schema: str, name: str) -> tuple[Prepared, str]:
+    """The session's prepared journal writes for this journal, and the PREPARE statements
+    to send first when the session does not have them yet ("" when it does)."""
+    known = _PREPARED.setdefault(conn, {})
+    statements = known.get((schema, name))
+    if statements:
+        return statements, ""
+    number = next(_NAMES)
+    statements = known[(schema, name)] = Prepared(
+        f"migrator_journal_start_{number}", f"migrator_journal_advance_{number}"
+    )
+    qualified = table(schema, name)
+    text = sql.SQL(
+        "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
+        "PREPARE {advance} (bigint, integer) AS " + _ADVANCE
+    )
+    return statements, text.format(
+        start=sql.Identifier(statements.start),
+        advance=sql.Identifier(statements.advance),
+        table=qualified,
+        done=sql.SQL("$2"),
+        version=sql.SQL("$1"),
+        elapsed=sql.Identifier(ELAPSED_COLUMN),
+    ).as_string(conn)
+
+
+def lost_prepared(conn: Connection, error: BaseException | None) -> bool:
+    """True when `error` says the session no longer has one of the prepared journal writes
+    (a migration ran DEALLOCATE); they are then forgotten, to be prepared again."""
+    if not isinstance(error, InvalidSqlStatementName):
+        return False
+    names = {n for s in _PREPARED.get(conn, {}).values() for n in (s.start, s.advance)}
+    if not any(f'"{n}"' in str(error) for n in names):
+        return False
+    _PREPARED.pop(conn, None)
+    return True
+
+
 def start_sql(
-    conn: Connection, name: str, migration: Migration, chunks_done: int, note: str | None = None
+    conn: Connection,
+    statements: Prepared,
+    migration: Migration,
+    chunks_done: int,
+    note: str | None = None,
 ) -> str:
     """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
     file = migration.file
     total = len(migration.chunks)
     done = chunks_done >= total
     status = RowStatus.APPLIED if done else RowStatus.RUNNING
-    # Values go in as client-side literals so that this can share a round trip with the
-    # session reset (a simple query, which cannot carry parameters); quoted one by one,
-    # because composing the whole statement for every file showed up in profiles.
-    return _START.format(
-        table=table(file.schema, name).as_string(conn),
-        version=int(file.version),
-        name=sql.quote(file.name, conn),
-        hash=sql.quote(file.hash, conn),
-        chunk_hashes=sql.quote(list(migration.chunk_hashes), conn),
-        content=sql.quote(file.text, conn),
-        status=sql.quote(status.value, conn),
-        total=int(total),
-        done=int(chunks_done),
-        finished="clock_timestamp()" if done else "NULL",
-        migrator=sql.quote(__version__, conn),
-        note=sql.quote(note, conn),
+    # Client-side literals, so that this shares a round trip with the session reset (a simple
+    # query, which cannot carry parameters), escaped by libpq one by one: composing the
+    # statement, or psycopg's adapters, for every file showed up in profiles.
+    escape = Escaping(conn.pgconn).escape_literal
+    encoding = conn.info.encoding
+    texts = (
+        file.name,
+        file.hash,
+        "{" + ",".join(migration.chunk_hashes) + "}",
+        file.text,
+        status.value,
+        __version__,
     )
+    name, hash_, chunk_hashes, content, status_, version = (
+        escape(text.encode(encoding)).decode() for text in texts
+    )
+    arguments = (
+        f"{int(file.version)}, {name}, {hash_}, {chunk_hashes}, {content}, {status_},"
+        f" {int(total)}, {int(chunks_done)}, {'true' if done else 'false'}, {version},"
+        f" {sql.quote(note, conn)}"
+    )
+    return f"EXECUTE {sql.Identifier(statements.start).as_string(conn)} ({arguments})"
 
 
-def advance_text(conn: Connection, schema: str, name: str, version: int) -> Callable[[int], str]:
+def advance_text(
+    conn: Connection, schema: str, name: str, version: int, statements: Prepared | None = None
+) -> Callable[[int], str]:
     """The journal update of one file as text, given its chunks_done; it returns the file's
-    elapsed milliseconds as ELAPSED_COLUMN. Composed once per file (a chunk runs in a fraction
-    of a millisecond; composing SQL for each one showed up)."""
-    query = sql.SQL(
-        "UPDATE {table} SET chunks_done = v.done,"
-        " status = CASE WHEN v.done >= chunks_total THEN 'applied' ELSE 'running' END,"
-        " finished_at = CASE WHEN v.done >= chunks_total THEN clock_timestamp() END,"
-        " duration_ms = " + _ELAPSED + ""
-        " FROM (VALUES ({done}::integer)) AS v (done) WHERE version = {version}"
-        " RETURNING duration_ms AS {elapsed}"
-    ).format(
+    elapsed milliseconds as ELAPSED_COLUMN. Through the session's prepared statement when
+    given, else written out (after the session lost it). Composed once per file."""
+    if statements:
+        head = f"EXECUTE {sql.Identifier(statements.advance).as_string(conn)} ({int(version)}, "
+        return lambda chunks_done: f"{head}{int(chunks_done)})"
+    query = sql.SQL(_ADVANCE).format(
         table=table(schema, name),
         done=sql.SQL("\x00"),
         version=sql.Literal(version),
         elapsed=sql.Identifier(ELAPSED_COLUMN),
     )
-    before, after = query.as_string(conn).split("\x00")
-    return lambda chunks_done: f"{before}{int(chunks_done)}{after}"
+    before, *rest = query.as_string(conn).split("\x00")
+    return lambda chunks_done: str(int(chunks_done)).join([before, *rest])
 
 
 def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:

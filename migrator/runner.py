@@ -129,28 +129,17 @@ def _apply_step(
     migration = step.migration
     table = options.journal_table
     lock_timeout = migration.lock_timeout or options.lock_timeout
-    note = "run again with --only --force" if step.forced else None
-    prepare = [
-        db.session_reset_text(
-            conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
-        ),
-        journal.start_sql(conn, table, migration, step.chunks_done, note),
-    ]
-    if step.chunks_done < len(migration.chunks):
-        # A chunk and its journal update commit in one transaction, so losing an asynchronous
-        # commit to a server crash loses both or neither; the last chunk of every file commits
-        # synchronously, which flushes all the commits before it.
-        prepare.append("SET LOCAL synchronous_commit TO off")
-    conn.execute("; ".join(prepare), prepare=False)  # one round trip, one transaction
+    statements = _start(conn, schema, step, options, lock_timeout)
     reporter.file_started(step)
     started = time.monotonic()
-    record = _recorder(conn, step, table)
+    plain = _recorder(conn, step, table, None)  # composed at its first use
     try:
         if migration.mode is TxMode.SINGLE:
             if migration.chunks:
-                _retrying(lambda: _run_single(conn, step, record), step, options, reporter)
+                _retrying(lambda: _run_single(conn, step, plain), step, options, reporter)
         else:
-            _run_chunks(conn, step, record, options, reporter, lock_timeout, started)
+            fast = _recorder(conn, step, table, statements)
+            _run_chunks(conn, step, (fast, plain), options, reporter, lock_timeout, started)
     except _ChunkError as failure:
         raise _fail(conn, step, failure, table) from failure
     outcome = FileOutcome(
@@ -163,6 +152,33 @@ def _apply_step(
     )
     reporter.file_done(outcome)
     return outcome
+
+
+def _start(
+    conn: db.Connection, schema: str, step: Step, options: Options, lock_timeout: str
+) -> journal.Prepared:
+    """Reset the session and record the file as running, in one round trip and transaction
+    (PREPARing the journal writes first when the session lacks them); the journal writes."""
+    migration = step.migration
+    note = "run again with --only --force" if step.forced else None
+    reset = db.session_reset_text(
+        conn, schema, lock_timeout, migration.statement_timeout or options.statement_timeout
+    )
+    while True:
+        statements, prepare = journal.prepared(conn, schema, options.journal_table)
+        parts = [prepare] if prepare else []
+        parts += [reset, journal.start_sql(conn, statements, migration, step.chunks_done, note)]
+        if step.chunks_done < len(migration.chunks):
+            # A chunk and its journal update commit in one transaction, so losing an
+            # asynchronous commit to a server crash loses both or neither; the last chunk of
+            # every file commits synchronously, which flushes all the commits before it.
+            parts.append("SET LOCAL synchronous_commit TO off")
+        try:
+            conn.execute("; ".join(parts), prepare=False)
+            return statements
+        except pg_errors.InvalidSqlStatementName as exc:
+            if prepare or not journal.lost_prepared(conn, exc):
+                raise
 
 
 def _ms_since(started: float) -> int:
@@ -212,27 +228,41 @@ def _transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
 Record = Callable[[int], str]  # chunks_done -> the journal update, as SQL text
 
 
-def _recorder(conn: db.Connection, step: Step, table: str) -> Record:
-    """The journal update of a step's file, written as the session user even when the file
-    switched roles (SET LOCAL reverts at commit to the role the file set)."""
+def _recorder(
+    conn: db.Connection, step: Step, table: str, statements: journal.Prepared | None
+) -> Record:
+    """The journal update of a step's file (through the prepared statement when given),
+    written as the session user even when the file switched roles (SET LOCAL reverts at
+    commit to the role the file set)."""
     file = step.migration.file
-    update = journal.advance_text(conn, file.schema, table, file.version)
-    if not step.migration.sets_role:
-        return update
-    return lambda chunks_done: "SET LOCAL ROLE NONE; " + update(chunks_done)
+    role = "SET LOCAL ROLE NONE; " if step.migration.sets_role else ""
+    if statements:
+        update = journal.advance_text(conn, file.schema, table, file.version, statements)
+        return lambda chunks_done: role + update(chunks_done)
+    composed: list[Record] = []  # most files never need the written-out form: not built for them
+
+    def plain(chunks_done: int) -> str:
+        if not composed:
+            composed.append(journal.advance_text(conn, file.schema, table, file.version))
+        return role + composed[0](chunks_done)
+
+    return plain
 
 
 def _run_chunks(
     conn: db.Connection,
     step: Step,
-    record: Record,
+    records: tuple[Record, Record],
     options: Options,
     reporter: Reporter,
     lock_timeout: str,
     started: float,
 ) -> None:
-    """Run a step's remaining chunks in order: each run of transactional chunks as one batch,
-    the others one by one; a transactional chunk that hits lock_timeout is retried from there."""
+    """Run a step's remaining chunks in order: each run of transactional chunks as one batch
+    (journaled through the prepared statement, `records[0]`), the others one by one (written
+    out, `records[1]`: a chunk that commits on its own must not lose its journal update to a
+    DEALLOCATE); a transactional chunk that hits lock_timeout is retried from there."""
+    record, plain = records
     migration = step.migration
     chunks = migration.chunks
     position = step.chunks_done  # chunks of the file that have committed
@@ -241,7 +271,7 @@ def _run_chunks(
         chunk = chunks[position]
         if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
             chunk_started = time.monotonic()
-            _run_autocommit(conn, step, chunk, record, lock_timeout)
+            _run_autocommit(conn, step, chunk, plain, lock_timeout)
             reporter.chunk_done(step, chunk, _ms_since(chunk_started))
             position += 1
             continue
@@ -250,6 +280,11 @@ def _run_chunks(
             _run_batch(conn, step, chunks[position:end], record, reporter, options, started)
             position = end
         except _ChunkError as failure:
+            if record is not plain and journal.lost_prepared(conn, failure.error):
+                # A chunk dropped the prepared journal update (DEALLOCATE): its transaction
+                # rolled back, so it runs again with the update written out.
+                record, position = plain, failure.chunk.index - 1
+                continue
             if failure.chunk.index != retried:
                 retried, retries = failure.chunk.index, 0
             _wait_to_retry(failure, retries, step, options, reporter)

@@ -729,3 +729,56 @@ def test_verbose_shows_the_chunks_a_failed_batch_committed(
     lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  chunk ")]
     assert lines == ["chunk 1/4 line 1", "chunk 2/4 line 3"]
     assert database.journal() == [(1, "failed", 2, 4)]
+
+
+def test_a_migration_that_deallocates_the_journal_statements_is_journaled_all_the_same(
+    database: Database, tmp_path: Path
+) -> None:
+    # The journal writes are prepared statements of the runner's session; DEALLOCATE in a
+    # batch, in an autocommit chunk (dynamic SQL too) or a single-transaction file drops them.
+    database.query("CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": chunks(
+                "INSERT INTO log VALUES (1)", "DEALLOCATE ALL", "INSERT INTO log VALUES (3)"
+            ),
+            "sql/public/0002_b.sql": "-- migrator: no-transaction\n"
+            + chunks("INSERT INTO log VALUES (4)", "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$"),
+            "sql/public/0003_c.sql": "-- migrator: single-transaction\n"
+            + chunks("INSERT INTO log VALUES (6)", "DEALLOCATE ALL", "INSERT INTO log VALUES (8)"),
+            "sql/public/0004_d.sql": chunks(
+                "INSERT INTO log VALUES (9)", "INSERT INTO log VALUES (10)"
+            ),
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.journal() == [
+        (1, "applied", 3, 3),
+        (2, "applied", 2, 2),
+        (3, "applied", 3, 3),
+        (4, "applied", 2, 2),
+    ]
+    assert database.query("SELECT n FROM log ORDER BY n") == [(n,) for n in (1, 3, 4, 6, 8, 9, 10)]
+
+
+def test_a_missing_prepared_statement_of_the_migrations_own_is_its_failure(
+    database: Database, tmp_path: Path
+) -> None:
+    database.query("CREATE TABLE log (n int)")
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_a.sql": chunks(
+                "INSERT INTO log VALUES (1)",
+                "EXECUTE not_prepared (2)",
+                "INSERT INTO log VALUES (3)",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 1, result.output
+    assert "chunk 2 of 3 failed" in result.stderr and "26000" in result.stderr
+    assert database.journal() == [(1, "failed", 1, 3)]
+    assert database.query("SELECT n FROM log") == [(1,)]
