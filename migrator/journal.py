@@ -229,6 +229,7 @@ _SHAPE_HINT = (
 def ensure(conn: Connection, schema: str, name: str) -> None:
     """Create the schema (when missing) and its journal table, in one transaction."""
     with conn.transaction():
+        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role a file set
         if not schema_exists(conn, schema):
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
@@ -338,7 +339,7 @@ def start_sql(
         __version__,
     )
     name, hash_, chunk_hashes, content, status_, version = (
-        escape(text.encode(encoding)).decode() for text in texts
+        escape(text.encode(encoding)).decode(encoding) for text in texts
     )
     arguments = (
         f"{int(file.version)}, {name}, {hash_}, {chunk_hashes}, {content}, {status_},"

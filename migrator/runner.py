@@ -166,8 +166,10 @@ def _start(
     )
     while True:
         statements, prepare = journal.prepared(conn, schema, options.journal_table)
-        parts = [prepare] if prepare else []
-        parts += [reset, journal.start_sql(conn, statements, migration, step.chunks_done, note)]
+        # PREPARE after the reset: it looks the journal up as the session user, not as a role
+        # the previous file left set.
+        parts = [reset, prepare] if prepare else [reset]
+        parts.append(journal.start_sql(conn, statements, migration, step.chunks_done, note))
         if step.chunks_done < len(migration.chunks):
             # A chunk and its journal update commit in one transaction, so losing an
             # asynchronous commit to a server crash loses both or neither; the last chunk of

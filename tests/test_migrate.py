@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import REPO, Database, cli, write
+from psycopg.conninfo import make_conninfo
 
 MARK = "--> statement-breakpoint"
 
@@ -782,3 +784,59 @@ def test_a_missing_prepared_statement_of_the_migrations_own_is_its_failure(
     assert "chunk 2 of 3 failed" in result.stderr and "26000" in result.stderr
     assert database.journal() == [(1, "failed", 1, 3)]
     assert database.query("SELECT n FROM log") == [(1,)]
+
+
+def test_a_role_left_set_by_a_file_does_not_prepare_or_create_the_next_journal(
+    database: Database, tmp_path: Path
+) -> None:
+    # The next schema's journal is created, and its writes prepared, as the session user.
+    role = f"app_{database.name}"
+    database.query(
+        f'CREATE ROLE "{role}"; CREATE SCHEMA a; GRANT USAGE, CREATE ON SCHEMA a TO "{role}"'
+    )
+    try:
+        last = f'CREATE TABLE a.t (id int);\n{MARK}\nSET ROLE "{role}";\n'
+        write(
+            tmp_path,
+            {
+                "sql/a/0001_x.sql": "CREATE TABLE a.s (id int);\n",
+                "sql/b/0001_x.sql": "CREATE TABLE b.s (id int);\n",
+                "sql/a/0002_role.sql": "-- migrator: no-transaction\n" + last,
+                "sql/b/0002_y.sql": "CREATE TABLE b.t (id int);\n",
+                "sql/c/0001_z.sql": "CREATE TABLE c.t (id int);\n",
+            },
+        )
+        result = cli("migrate", "a", "b", url=database.url)  # both journals exist before the role
+        assert result.exit_code == 0, result.output
+        result = cli("migrate", url=database.url)
+        assert result.exit_code == 0, result.output
+        assert database.journal("a") == [(1, "applied", 1, 1), (2, "applied", 2, 2)]
+        assert database.journal("b") == [(1, "applied", 1, 1), (2, "applied", 1, 1)]
+        assert database.journal("c") == [(1, "applied", 1, 1)]
+        assert database.scalar(
+            "SELECT to_regclass('b.t') IS NOT NULL AND to_regclass('c.t') IS NOT NULL"
+        )
+    finally:
+        database.query(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_a_latin1_database_gets_the_file_text_as_written(server_url: str, tmp_path: Path) -> None:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' TEMPLATE template0"  # type: ignore[arg-type]
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    try:
+        database = Database(make_conninfo(server_url, dbname=name), name)
+        text = "CREATE TABLE t (v text DEFAULT 'café');\n"
+        write(tmp_path, {"sql/public/0001_x.sql": text})
+        result = cli("migrate", url=database.url)
+        assert result.exit_code == 0, result.output
+        assert database.journal() == [(1, "applied", 1, 1)]
+        assert database.scalar("SELECT content FROM public.__migrations") == text
+        database.query("INSERT INTO t DEFAULT VALUES")
+        assert database.scalar("SELECT v FROM t") == "café"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
