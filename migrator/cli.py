@@ -234,7 +234,9 @@ def _unlisted(config: "Settings", files: dict[str, tuple["SqlFile", ...]]) -> li
     from migrator import discovery
 
     return [
-        (schema, path) for schema in files for path in discovery.unlisted(config.sql_dir, schema)
+        (schema, path)
+        for schema, found in files.items()
+        for path in discovery.unlisted(config.sql_dir, schema, found)
     ]
 
 
@@ -633,7 +635,7 @@ def adopt(
         with _connect(config, output) as conn, ExitStack() as held:
             if not dry_run:  # a dry run takes no lock, like every other
                 held.enter_context(db.advisory_lock(conn, config.lock_wait, output.lock_waiting))
-            found, targets, conflicts = runner.adoption(
+            found, targets, warnings = runner.adoption(
                 conn, schema, files, source, config.journal_table
             )
             if found.unmatched:
@@ -644,14 +646,8 @@ def adopt(
                     hint="Put the files Drizzle ran into the schema folder, unchanged (or with "
                     "the same journal `when`), and run again.",
                 )
-            for file, row in found.matched:
-                if file.hash != row.hash:
-                    output.notice(
-                        f"warning: {file.path} matched {table} id {row.id} by its journal `when`"
-                        " only: the file changed since Drizzle ran it"
-                    )
-            for conflict in conflicts:
-                output.notice(f"warning: {conflict}")
+            for warning in warnings:
+                output.notice(f"warning: {warning}")
             notes = {file.path: _adoption_note(file, row, table) for file, row in targets}
 
             def show(verb: str = "adopt") -> None:
@@ -665,9 +661,9 @@ def adopt(
                 runner.baseline(conn, schema, [f for f, _ in targets], config.journal_table, notes)
                 show("adopted")
         adopted = [{"path": file.path, "drizzle_id": row.id} for file, row in targets]
-        output.set(adopted=adopted, dry_run=dry_run, already=len(found.matched) - len(targets))
-        verb = "would adopt" if dry_run else "adopted"
         already = len(found.matched) - len(targets)
+        output.set(adopted=adopted, dry_run=dry_run, already=already)
+        verb = "would adopt" if dry_run else "adopted"
         output.line(
             f"{verb} {len(targets)} file{'' if len(targets) == 1 else 's'} of {schema} from {table}"
             + (f" ({already} already journaled)" if already else "")

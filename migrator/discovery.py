@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from migrator import sqlfile
@@ -198,18 +199,13 @@ def _load_drizzle(folder: Path, schema: str) -> tuple[SqlFile, ...]:
     return tuple(files)
 
 
-def unlisted(sql_dir: Path, schema: str) -> list[str]:
-    """The .sql files of a drizzle-kit folder that its journal does not list (never run)."""
+def unlisted(sql_dir: Path, schema: str, files: Sequence[SqlFile]) -> list[str]:
+    """The .sql files of a drizzle-kit folder that its journal does not list (never run),
+    given the files loaded through that journal."""
     folder = sql_dir / schema
     if not is_drizzle(folder):
         return []
-    from migrator import drizzle
-
-    try:
-        entries = drizzle.parse_journal(_read_regular(folder / DRIZZLE_JOURNAL, ""), "")
-    except (BadFile, OSError):
-        return []  # load_schema reports it
-    listed = {f"{entry.tag}.sql" for entry in entries}
+    listed = {file.name for file in files}
     return sorted(
         f"{display(folder)}/{entry.name}"
         for entry in _entries(folder)

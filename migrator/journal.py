@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -226,10 +227,17 @@ _SHAPE_HINT = (
 )
 
 
+@contextmanager
+def _as_session_user(conn: Connection) -> Iterator[None]:
+    """A transaction run as the session user, whatever role a migration file left set."""
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE NONE")
+        yield
+
+
 def ensure(conn: Connection, schema: str, name: str) -> None:
     """Create the schema (when missing) and its journal table, in one transaction."""
-    with conn.transaction():
-        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role a file set
+    with _as_session_user(conn):
         if not schema_exists(conn, schema):
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
@@ -265,28 +273,38 @@ _ADVANCE = (
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The names of a journal's start and advance statements, prepared on one session."""
+    """A journal's writes on one session: the names of its prepared start and progress
+    statements, and the progress update written out (for a chunk that must not depend on
+    them), with _VERSION and _DONE where its values go."""
 
     start: str
     advance: str
+    update: str
 
 
 _PREPARED: WeakKeyDictionary[Connection, dict[tuple[str, str], Prepared]] = WeakKeyDictionary()
 _NAMES = itertools.count(1)  # never reused, so a name left behind by a lost registry is harmless
+_VERSION, _DONE = "\x00v", "\x00d"  # holes in Prepared.update: no identifier holds NUL
 
 
 def prepared(conn: Connection, schema: str, name: str) -> tuple[Prepared, str]:
-    """The session's prepared journal writes for this journal, and the PREPARE statements
-    to send first when the session does not have them yet ("" when it does)."""
+    """The session's journal writes for this journal, and the PREPARE statements to send
+    first when the session does not have them yet ("" when it does)."""
     known = _PREPARED.setdefault(conn, {})
     statements = known.get((schema, name))
     if statements:
         return statements, ""
     number = next(_NAMES)
-    statements = known[(schema, name)] = Prepared(
-        f"migrator_journal_start_{number}", f"migrator_journal_advance_{number}"
-    )
     qualified = table(schema, name)
+    elapsed = sql.Identifier(ELAPSED_COLUMN)
+    update = sql.SQL(_ADVANCE).format(
+        table=qualified, done=sql.SQL(_DONE), version=sql.SQL(_VERSION), elapsed=elapsed
+    )
+    statements = known[(schema, name)] = Prepared(
+        f"migrator_journal_start_{number}",
+        f"migrator_journal_advance_{number}",
+        update.as_string(conn),
+    )
     text = sql.SQL(
         "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
         "PREPARE {advance} (bigint, integer) AS " + _ADVANCE
@@ -297,7 +315,7 @@ def prepared(conn: Connection, schema: str, name: str) -> tuple[Prepared, str]:
         table=qualified,
         done=sql.SQL("$2"),
         version=sql.SQL("$1"),
-        elapsed=sql.Identifier(ELAPSED_COLUMN),
+        elapsed=elapsed,
     ).as_string(conn)
 
 
@@ -350,22 +368,16 @@ def start_sql(
 
 
 def advance_text(
-    conn: Connection, schema: str, name: str, version: int, statements: Prepared | None = None
+    conn: Connection, statements: Prepared, version: int, *, written_out: bool = False
 ) -> Callable[[int], str]:
     """The journal update of one file as text, given its chunks_done; it returns the file's
-    elapsed milliseconds as ELAPSED_COLUMN. Through the session's prepared statement when
-    given, else written out (after the session lost it). Composed once per file."""
-    if statements:
-        head = f"EXECUTE {sql.Identifier(statements.advance).as_string(conn)} ({int(version)}, "
-        return lambda chunks_done: f"{head}{int(chunks_done)})"
-    query = sql.SQL(_ADVANCE).format(
-        table=table(schema, name),
-        done=sql.SQL("\x00"),
-        version=sql.Literal(version),
-        elapsed=sql.Identifier(ELAPSED_COLUMN),
-    )
-    before, *rest = query.as_string(conn).split("\x00")
-    return lambda chunks_done: str(int(chunks_done)).join([before, *rest])
+    elapsed milliseconds as ELAPSED_COLUMN. Through the prepared statement, or `written_out`
+    (a chunk that commits on its own, or after the session lost the statement)."""
+    if written_out:
+        update = statements.update.replace(_VERSION, str(int(version)))
+        return lambda chunks_done: update.replace(_DONE, str(int(chunks_done)))
+    head = f"EXECUTE {sql.Identifier(statements.advance).as_string(conn)} ({int(version)}, "
+    return lambda chunks_done: f"{head}{int(chunks_done)})"
 
 
 def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:
@@ -373,8 +385,7 @@ def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:
     query = sql.SQL("SELECT chunks_done FROM {table} WHERE version = %s").format(
         table=table(schema, name)
     )
-    with conn.transaction():
-        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role the file set
+    with _as_session_user(conn):
         row = conn.execute(query, (version,)).fetchone()
     return int(row[0]) if row else 0
 
@@ -387,8 +398,7 @@ def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> 
         + _ELAPSED
         + " WHERE version = %(version)s"
     ).format(table=table(schema, name))
-    with conn.transaction():
-        conn.execute("SET LOCAL ROLE NONE")  # as the session user, whatever role the file set
+    with _as_session_user(conn):
         conn.execute(query, {"error": error, "version": version})
 
 

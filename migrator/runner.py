@@ -132,13 +132,13 @@ def _apply_step(
     statements = _start(conn, schema, step, options, lock_timeout)
     reporter.file_started(step)
     started = time.monotonic()
-    plain = _recorder(conn, step, table, None)  # composed at its first use
+    plain = _recorder(conn, step, statements, written_out=True)
     try:
         if migration.mode is TxMode.SINGLE:
             if migration.chunks:
                 _retrying(lambda: _run_single(conn, step, plain), step, options, reporter)
         else:
-            fast = _recorder(conn, step, table, statements)
+            fast = _recorder(conn, step, statements)
             _run_chunks(conn, step, (fast, plain), options, reporter, lock_timeout, started)
     except _ChunkError as failure:
         raise _fail(conn, step, failure, table) from failure
@@ -231,24 +231,17 @@ Record = Callable[[int], str]  # chunks_done -> the journal update, as SQL text
 
 
 def _recorder(
-    conn: db.Connection, step: Step, table: str, statements: journal.Prepared | None
+    conn: db.Connection, step: Step, statements: journal.Prepared, *, written_out: bool = False
 ) -> Record:
-    """The journal update of a step's file (through the prepared statement when given),
-    written as the session user even when the file switched roles (SET LOCAL reverts at
-    commit to the role the file set)."""
-    file = step.migration.file
-    role = "SET LOCAL ROLE NONE; " if step.migration.sets_role else ""
-    if statements:
-        update = journal.advance_text(conn, file.schema, table, file.version, statements)
-        return lambda chunks_done: role + update(chunks_done)
-    composed: list[Record] = []  # most files never need the written-out form: not built for them
-
-    def plain(chunks_done: int) -> str:
-        if not composed:
-            composed.append(journal.advance_text(conn, file.schema, table, file.version))
-        return role + composed[0](chunks_done)
-
-    return plain
+    """The journal update of a step's file (through the prepared statement unless
+    `written_out`), written as the session user even when the file switched roles (SET LOCAL
+    reverts at commit to the role the file set)."""
+    update = journal.advance_text(
+        conn, statements, step.migration.file.version, written_out=written_out
+    )
+    if not step.migration.sets_role:
+        return update
+    return lambda chunks_done: "SET LOCAL ROLE NONE; " + update(chunks_done)
 
 
 def _run_chunks(
@@ -572,9 +565,10 @@ def adoption(
     table: str,
 ) -> tuple[Adoption, list[tuple[SqlFile, DrizzleRow]], list[str]]:
     """Drizzle's recorded migrations (table `source`) matched to the schema's files; the
-    matched files that have no journal row yet; and the matched files journaled before with
-    another hash than Drizzle's row (`migrate` will call them changed). ConfigError when there
-    is no such table."""
+    matched files that have no journal row yet; and warnings: files matched by their journal
+    `when` only (changed since Drizzle ran them), and files journaled before with another hash
+    than Drizzle's row (`migrate` will call them changed). ConfigError when there is no such
+    table."""
     from migrator import drizzle
 
     rows = journal.read_drizzle(conn, *source)
@@ -587,13 +581,20 @@ def adoption(
     found = drizzle.match(rows, files)
     known = {row.version: row for row in journal.read(conn, schema, table, brief=True) or []}
     targets = [(file, row) for file, row in found.matched if file.version not in known]
-    conflicts = [
+    where = ".".join(source)
+    warnings = [
+        f"{file.path} matched {where} id {row.id} by its journal `when` only: the file changed"
+        " since Drizzle ran it"
+        for file, row in found.matched
+        if file.hash != row.hash
+    ]
+    warnings += [
         f"{file.path} is journaled already with hash {known[file.version].hash}, but {row.hash}"
         f" in Drizzle's row {row.id}: `migrator status` shows the difference"
         for file, row in found.matched
         if file.version in known and known[file.version].hash != row.hash
     ]
-    return found, targets, conflicts
+    return found, targets, warnings
 
 
 def baseline(
