@@ -279,8 +279,8 @@ def main() -> int:
             bench.status(500, 2, 400, 80)
         else:
             bench.apply("apply 200x5", 200, 5, args.rounds, 1.10)
-            bench.apply("apply 2000x5", 2000, 5, args.scale_rounds, 1.00)
-            bench.noop(2000, 10, 80)
+            bench.apply("apply 2000x5", 2000, 5, args.scale_rounds, 1.10)
+            bench.noop(2000, 10, 100)
             bench.status(10_000, 5, 400, 80)
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)

@@ -12,15 +12,16 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from migrator.errors import CannotConnect, ConnectionLost, LockNotAcquired
-from migrator.model import LockHolder
+from migrator.model import LockHolder, ServerMessage
 
-# One documented key per database: the eight bytes "migrator", big-endian, as a bigint.
-# Other tools can coordinate with migrator by taking pg_advisory_lock(7883947329010495346).
+# One documented key per database: the eight bytes "migrator", big-endian, as a bigint
+# (7883946363647717234); other tools can coordinate with migrator by taking it.
 LOCK_KEY = int.from_bytes(b"migrator", "big")
 LOCK_POLL_SECONDS = 0.2
 CONNECTION_CHECK = "2s"  # how soon a killed runner's server session notices (PostgreSQL 14+)
 
 Connection = psycopg.Connection[Any]
+Cursor = psycopg.Cursor[Any]
 
 
 def mask(conninfo: str) -> str:
@@ -100,6 +101,22 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
                 hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
                 "that the server is up.",
             ) from None
+
+
+def relay_messages(conn: Connection, relay: Callable[[ServerMessage], None]) -> None:
+    """Pass every NOTICE and WARNING the server sends on this session to `relay`."""
+
+    def handle(diagnostic: psycopg.errors.Diagnostic) -> None:
+        relay(
+            ServerMessage(
+                diagnostic.severity_nonlocalized or diagnostic.severity or "NOTICE",
+                diagnostic.message_primary or "",
+                diagnostic.message_detail or "",
+                diagnostic.message_hint or "",
+            )
+        )
+
+    conn.add_notice_handler(handle)
 
 
 def connection_lost(where: str, error: BaseException | None) -> ConnectionLost:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from migrator.model import FileOutcome
 
 
 class MigratorError(Exception):
@@ -17,7 +20,8 @@ class MigratorError(Exception):
 
 
 class MigrationFailed(MigratorError):
-    """A chunk failed on the server; the journal row is marked failed."""
+    """A chunk failed on the server and its file is marked failed in the journal; `applied`
+    holds the files this run applied before it (goose's PartialError)."""
 
     exit_code = 1
 
@@ -25,17 +29,26 @@ class MigrationFailed(MigratorError):
         self,
         message: str,
         *,
+        path: str,
+        chunk: int,
+        chunks_total: int,
         location: str,
+        reason: str,
         sqlstate: str | None = None,
         detail: str | None = None,
         hint: str = "",
         excerpt: str = "",
     ) -> None:
         super().__init__(message, hint=hint)
+        self.path = path
+        self.chunk = chunk
+        self.chunks_total = chunks_total
         self.location = location
+        self.reason = reason  # the server's message alone
         self.sqlstate = sqlstate
         self.detail = detail
         self.excerpt = excerpt
+        self.applied: tuple[FileOutcome, ...] = ()
 
 
 class SeedFailed(MigratorError):

@@ -1,4 +1,4 @@
-"""All SQL on the "<schema>"."__migrations" journal tables, composed with psycopg.sql."""
+"""All SQL on a schema's migration journal, "<schema>"."__migrations", composed with psycopg.sql."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 from psycopg.errors import InvalidSqlStatementName
@@ -17,7 +16,7 @@ from psycopg.pq import Escaping
 from migrator import __version__
 from migrator.db import Connection, schema_exists
 from migrator.errors import ConfigError
-from migrator.model import JournalRow, Migration, RowStatus, SeedFile, SeedRow, SeedStatus
+from migrator.model import JournalRow, Migration, RowStatus
 
 if TYPE_CHECKING:
     from migrator.drizzle import DrizzleRow
@@ -54,18 +53,6 @@ _SHAPE = {
     "applied_by": "S",
     "migrator_version": "S",
     "note": "S",
-}
-_SEED_SHAPE = {
-    "name": "S",
-    "status": "S",
-    "hash": "S",
-    "always_run": "B",
-    "runs": "N",
-    "error": "S",
-    "started_at": "D",
-    "finished_at": "D",
-    "duration_ms": "N",
-    "applied_by": "S",
 }
 _STATUSES = {status.value: status for status in RowStatus}
 _TYPE_NAMES = {"N": "a number", "S": "text", "A": "an array", "D": "a timestamp", "B": "a boolean"}
@@ -106,35 +93,129 @@ _ELAPSED = "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
 ELAPSED_COLUMN = "migrator.elapsed_ms"  # what a chunk's journal update returns
 
 
-def table(schema: str, name: str) -> sql.Identifier:
-    """The journal's qualified name."""
-    return sql.Identifier(schema, name)
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """One schema's journal table, "<schema>"."<table>": every read and write of it."""
+
+    schema: str
+    table: str = "__migrations"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        """The qualified name, for composing SQL."""
+        return sql.Identifier(self.schema, self.table)
+
+    def qualified(self, conn: Connection) -> str:
+        """The qualified name as text, quoted as needed."""
+        return self.identifier.as_string(conn)
+
+    def exists(self, conn: Connection) -> bool:
+        """True when the table is there."""
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self.qualified(conn),)).fetchone()
+        return bool(row and row[0])
+
+    def read(self, conn: Connection, *, brief: bool = False) -> list[JournalRow] | None:
+        """Every row, by version; None when there is no journal yet. `brief` leaves out
+        started_at, duration_ms and applied_by (None), which planning does not need.
+
+        ConfigError when a table of that name is not a journal this migrator can use: another
+        tool's table, or one that a newer migrator wrote.
+        """
+        qualified = self.qualified(conn)
+        extra = check_shape(conn, qualified, _SHAPE, key="version")
+        if extra is None:
+            return None
+        columns = BRIEF_COLUMNS if brief else COLUMNS
+        query = sql.SQL("SELECT " + columns + " FROM {} ORDER BY version").format(self.identifier)
+        # Binary results: timestamps and arrays decode faster than from text.
+        fetched = conn.cursor(binary=True).execute(query).fetchall()
+        return _rows(qualified, fetched, extra)
+
+    def ensure(self, conn: Connection) -> None:
+        """Create the schema (when missing) and the journal table, in one transaction."""
+        with as_session_user(conn):
+            if not schema_exists(conn, self.schema):
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            conn.execute(sql.SQL(_CREATE).format(table=self.identifier))
+
+    def chunks_done(self, conn: Connection, version: int) -> int:
+        """How many of a file's chunks the journal records as done (0 without a row)."""
+        query = sql.SQL("SELECT chunks_done FROM {} WHERE version = %s").format(self.identifier)
+        with as_session_user(conn):
+            row = conn.execute(query, (version,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def fail(self, conn: Connection, version: int, error: str) -> None:
+        """Mark a file failed with the error shown to the user; chunks_done stays as it was."""
+        query = sql.SQL(
+            "UPDATE {} SET status = 'failed', error = %(error)s,"
+            " finished_at = clock_timestamp(), duration_ms = " + _ELAPSED + ""
+            " WHERE version = %(version)s"
+        ).format(self.identifier)
+        with as_session_user(conn):
+            conn.execute(query, {"error": error, "version": version})
+
+    def content(self, conn: Connection, version: int) -> str:
+        """The text of a file as it was applied."""
+        query = sql.SQL("SELECT content FROM {} WHERE version = %s").format(self.identifier)
+        row = conn.execute(query, (version,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def accept(self, conn: Connection, migration: Migration, note: str) -> None:
+        """Record an intended edit of an applied file: its new hash, chunks and text, and why."""
+        file = migration.file
+        query = sql.SQL(
+            "UPDATE {} SET name = %(name)s, hash = %(hash)s, chunk_hashes = %(chunk_hashes)s,"
+            " content = %(content)s, chunks_total = %(total)s, chunks_done = %(total)s, "
+            + _NOTE
+            + " WHERE version = %(version)s"
+        ).format(self.identifier)
+        conn.execute(
+            query,
+            {
+                "name": file.name,
+                "hash": file.hash,
+                "chunk_hashes": list(migration.chunk_hashes),
+                "content": file.text,
+                "total": len(migration.chunks),
+                "note": note,
+                "version": file.version,
+            },
+        )
+
+    def forget(self, conn: Connection, version: int) -> None:
+        """Delete a row (a failed run cleared, or a file removed on purpose)."""
+        query = sql.SQL("DELETE FROM {} WHERE version = %s").format(self.identifier)
+        conn.execute(query, (version,))
+
+    def baseline(self, conn: Connection, migration: Migration, note: str) -> None:
+        """Journal a file as `baseline`: its objects exist already, nothing is run."""
+        file = migration.file
+        query = sql.SQL(
+            "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
+            " chunks_done, started_at, finished_at, duration_ms, migrator_version, note)"
+            " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s,"
+            " 'baseline', %(total)s, %(total)s, clock_timestamp(), clock_timestamp(), 0,"
+            " %(migrator)s, %(note)s || ' by ' || current_user || ' at '"
+            " || clock_timestamp()::text) ON CONFLICT (version) DO NOTHING"
+        ).format(self.identifier)
+        conn.execute(
+            query,
+            {
+                "version": file.version,
+                "name": file.name,
+                "hash": file.hash,
+                "chunk_hashes": list(migration.chunk_hashes),
+                "content": file.text,
+                "total": len(migration.chunks),
+                "migrator": __version__,
+                "note": note,
+            },
+        )
 
 
-def exists(conn: Connection, schema: str, name: str) -> bool:
-    """True when the schema's journal table is there."""
-    qualified = table(schema, name).as_string(conn)
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
-    return bool(row and row[0])
-
-
-def read(
-    conn: Connection, schema: str, name: str, *, brief: bool = False
-) -> list[JournalRow] | None:
-    """Every row of a schema's journal, by version; None when there is no journal yet. `brief`
-    leaves out started_at, duration_ms and applied_by (None), which planning does not need.
-
-    ConfigError when a table of that name is not a journal this migrator can use: another
-    tool's table, or one that a newer migrator wrote.
-    """
-    qualified = table(schema, name).as_string(conn)
-    extra = _check_shape(conn, qualified, _SHAPE, key="version")
-    if extra is None:
-        return None
-    columns = BRIEF_COLUMNS if brief else COLUMNS
-    query = sql.SQL("SELECT " + columns + " FROM {} ORDER BY version").format(table(schema, name))
-    # Binary results: timestamps and arrays decode several times faster than from text.
-    fetched = conn.cursor(binary=True).execute(query).fetchall()
+def _rows(qualified: str, fetched: list[Any], extra: dict[str, bool]) -> list[JournalRow]:
+    """Journal rows from the fetched tuples; ConfigError for what this version cannot read."""
     newest = max({str(row[12]) for row in fetched}, key=version_key, default=__version__)
     newer = version_key(newest) > version_key(__version__)
     unknown_columns = [column for column, required in extra.items() if required or newer]
@@ -165,7 +246,7 @@ def read(
                 hint=f"Nothing was applied. A newer migrator or a hand edit wrote it: upgrade "
                 f"migrator, or set the status back to one of {known}.",
             )
-        # Positional, in JournalRow's field order: building 10,000 rows by keyword showed up.
+        # Positional, in JournalRow's field order: cheaper than keywords, per row.
         rows.append(JournalRow(row[0], row[1], row[2], tuple(row[3] or ()), status, *row[5:12]))
     return rows
 
@@ -184,7 +265,7 @@ def _newer(qualified: str, version: str, what: str) -> ConfigError:
     )
 
 
-def _check_shape(
+def check_shape(
     conn: Connection, qualified: str, shape: dict[str, str], *, key: str, what: str = "journal"
 ) -> dict[str, bool] | None:
     """None when there is no such table; else its columns that migrator does not know, each
@@ -228,19 +309,11 @@ _SHAPE_HINT = (
 
 
 @contextmanager
-def _as_session_user(conn: Connection) -> Iterator[None]:
+def as_session_user(conn: Connection) -> Iterator[None]:
     """A transaction run as the session user, whatever role a migration file left set."""
     with conn.transaction():
         conn.execute("SET LOCAL ROLE NONE")
         yield
-
-
-def ensure(conn: Connection, schema: str, name: str) -> None:
-    """Create the schema (when missing) and its journal table, in one transaction."""
-    with _as_session_user(conn):
-        if not schema_exists(conn, schema):
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL(_CREATE).format(table=table(schema, name)))
 
 
 # The journal writes that run for every file and chunk are prepared once per session: parsing
@@ -282,283 +355,109 @@ class Prepared:
     update: str
 
 
-_PREPARED: WeakKeyDictionary[Connection, dict[tuple[str, str], Prepared]] = WeakKeyDictionary()
-_NAMES = itertools.count(1)  # never reused, so a name left behind by a lost registry is harmless
+_NAMES = itertools.count(1)  # never reused, so a name a lost session left behind is harmless
 _VERSION, _DONE = "\x00v", "\x00d"  # holes in Prepared.update: no identifier holds NUL
 
 
-def prepared(conn: Connection, schema: str, name: str) -> tuple[Prepared, str]:
-    """The session's journal writes for this journal, and the PREPARE statements to send
-    first when the session does not have them yet ("" when it does)."""
-    known = _PREPARED.setdefault(conn, {})
-    statements = known.get((schema, name))
-    if statements:
-        return statements, ""
-    number = next(_NAMES)
-    qualified = table(schema, name)
-    elapsed = sql.Identifier(ELAPSED_COLUMN)
-    update = sql.SQL(_ADVANCE).format(
-        table=qualified, done=sql.SQL(_DONE), version=sql.SQL(_VERSION), elapsed=elapsed
-    )
-    statements = known[(schema, name)] = Prepared(
-        f"migrator_journal_start_{number}",
-        f"migrator_journal_advance_{number}",
-        update.as_string(conn),
-    )
-    text = sql.SQL(
-        "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
-        "PREPARE {advance} (bigint, integer) AS " + _ADVANCE
-    )
-    return statements, text.format(
-        start=sql.Identifier(statements.start),
-        advance=sql.Identifier(statements.advance),
-        table=qualified,
-        done=sql.SQL("$2"),
-        version=sql.SQL("$1"),
-        elapsed=elapsed,
-    ).as_string(conn)
+@dataclass(slots=True)
+class Writer:
+    """The journal writes of one session: its prepared statements, by journal."""
 
+    conn: Connection
+    known: dict[Journal, Prepared] = field(default_factory=dict)
 
-def lost_prepared(conn: Connection, error: BaseException | None) -> bool:
-    """True when `error` says the session no longer has one of the prepared journal writes
-    (a migration ran DEALLOCATE); they are then forgotten, to be prepared again."""
-    if not isinstance(error, InvalidSqlStatementName):
-        return False
-    names = {n for s in _PREPARED.get(conn, {}).values() for n in (s.start, s.advance)}
-    if not any(f'"{n}"' in str(error) for n in names):
-        return False
-    _PREPARED.pop(conn, None)
-    return True
-
-
-def start_sql(
-    conn: Connection,
-    statements: Prepared,
-    migration: Migration,
-    chunks_done: int,
-    note: str | None = None,
-) -> str:
-    """Record a file as running from `chunks_done` (applied at once when none is left to run)."""
-    file = migration.file
-    total = len(migration.chunks)
-    done = chunks_done >= total
-    status = RowStatus.APPLIED if done else RowStatus.RUNNING
-    # Client-side literals, so that this shares a round trip with the session reset (a simple
-    # query, which cannot carry parameters), escaped by libpq one by one: composing the
-    # statement, or psycopg's adapters, for every file showed up in profiles.
-    escape = Escaping(conn.pgconn).escape_literal
-    encoding = conn.info.encoding
-    texts = (
-        file.name,
-        file.hash,
-        "{" + ",".join(migration.chunk_hashes) + "}",
-        file.text,
-        status.value,
-        __version__,
-    )
-    name, hash_, chunk_hashes, content, status_, version = (
-        escape(text.encode(encoding)).decode(encoding) for text in texts
-    )
-    arguments = (
-        f"{int(file.version)}, {name}, {hash_}, {chunk_hashes}, {content}, {status_},"
-        f" {int(total)}, {int(chunks_done)}, {'true' if done else 'false'}, {version},"
-        f" {sql.quote(note, conn)}"
-    )
-    return f"EXECUTE {sql.Identifier(statements.start).as_string(conn)} ({arguments})"
-
-
-def advance_text(
-    conn: Connection, statements: Prepared, version: int, *, written_out: bool = False
-) -> Callable[[int], str]:
-    """The journal update of one file as text, given its chunks_done; it returns the file's
-    elapsed milliseconds as ELAPSED_COLUMN. Through the prepared statement, or `written_out`
-    (a chunk that commits on its own, or after the session lost the statement)."""
-    if written_out:
-        update = statements.update.replace(_VERSION, str(int(version)))
-        return lambda chunks_done: update.replace(_DONE, str(int(chunks_done)))
-    head = f"EXECUTE {sql.Identifier(statements.advance).as_string(conn)} ({int(version)}, "
-    return lambda chunks_done: f"{head}{int(chunks_done)})"
-
-
-def chunks_done(conn: Connection, schema: str, name: str, version: int) -> int:
-    """How many of a file's chunks the journal records as done (0 without a row)."""
-    query = sql.SQL("SELECT chunks_done FROM {table} WHERE version = %s").format(
-        table=table(schema, name)
-    )
-    with _as_session_user(conn):
-        row = conn.execute(query, (version,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def fail(conn: Connection, schema: str, name: str, version: int, error: str) -> None:
-    """Mark a file failed with the error shown to the user; its chunks_done stays as it was."""
-    query = sql.SQL(
-        "UPDATE {table} SET status = 'failed', error = %(error)s,"
-        " finished_at = clock_timestamp(), duration_ms = "
-        + _ELAPSED
-        + " WHERE version = %(version)s"
-    ).format(table=table(schema, name))
-    with _as_session_user(conn):
-        conn.execute(query, {"error": error, "version": version})
-
-
-_CREATE_SEEDS = """
-CREATE TABLE {table} (
-    name text PRIMARY KEY,
-    status text NOT NULL CHECK (status IN ('SUCCESS', 'FAIL')),
-    hash text NOT NULL,
-    always_run boolean NOT NULL DEFAULT false,
-    runs integer NOT NULL DEFAULT 0,
-    error text,
-    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    finished_at timestamptz,
-    duration_ms bigint,
-    applied_by text NOT NULL DEFAULT current_user
-)"""
-
-
-def read_seeds(conn: Connection, name: str) -> dict[str, SeedRow] | None:
-    """Every row of public."<name>" by process name; None when there is no seed journal yet."""
-    qualified = table("public", name).as_string(conn)
-    extra = _check_shape(conn, qualified, _SEED_SHAPE, key="name", what="seed journal")
-    if extra is None:
-        return None
-    required = [column for column, not_null in extra.items() if not_null]
-    if required:
-        raise ConfigError(
-            f"seed journal {qualified} has NOT NULL columns without a default that migrator "
-            f"does not fill: {', '.join(required)}",
-            hint="A newer migrator may have written it: upgrade migrator. Or drop the columns.",
+    def prepared(self, journal: Journal) -> tuple[Prepared, str]:
+        """The session's writes for `journal`, and the PREPARE statements to send first when
+        the session does not have them yet ("" when it does)."""
+        prepared = self.known.get(journal)
+        if prepared:
+            return prepared, ""
+        conn = self.conn
+        number = next(_NAMES)
+        elapsed = sql.Identifier(ELAPSED_COLUMN)
+        update = sql.SQL(_ADVANCE).format(
+            table=journal.identifier,
+            done=sql.SQL(_DONE),
+            version=sql.SQL(_VERSION),
+            elapsed=elapsed,
         )
-    query = sql.SQL(
-        "SELECT name, status, hash, always_run, runs, error, finished_at, duration_ms FROM {}"
-    ).format(table("public", name))
-    rows = {}
-    for row in conn.execute(query):
-        try:
-            status = SeedStatus(row[1])
-        except ValueError:
-            raise ConfigError(
-                f"seed journal {qualified} holds status '{row[1]}' for {row[0]}, "
-                "which this migrator does not know",
-                hint="A newer migrator wrote it: upgrade migrator.",
-            ) from None
-        rows[row[0]] = SeedRow(row[0], status, row[2], row[3], row[4], row[5], row[6], row[7])
-    return rows
+        prepared = self.known[journal] = Prepared(
+            f"migrator_journal_start_{number}",
+            f"migrator_journal_advance_{number}",
+            update.as_string(conn),
+        )
+        text = sql.SQL(
+            "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
+            "PREPARE {advance} (bigint, integer) AS " + _ADVANCE
+        )
+        return prepared, text.format(
+            start=sql.Identifier(prepared.start),
+            advance=sql.Identifier(prepared.advance),
+            table=journal.identifier,
+            done=sql.SQL("$2"),
+            version=sql.SQL("$1"),
+            elapsed=elapsed,
+        ).as_string(conn)
 
+    def lost(self, error: BaseException | None) -> bool:
+        """True when `error` says the session no longer has one of the prepared writes (a
+        migration ran DEALLOCATE); they are then forgotten, to be prepared again."""
+        if not isinstance(error, InvalidSqlStatementName):
+            return False
+        names = {n for s in self.known.values() for n in (s.start, s.advance)}
+        if not any(f'"{n}"' in str(error) for n in names):
+            return False
+        self.known.clear()
+        return True
 
-def ensure_seeds(conn: Connection, name: str) -> None:
-    """Create the seed journal in public."""
-    conn.execute(sql.SQL(_CREATE_SEEDS).format(table=table("public", name)))
+    def start(
+        self, prepared: Prepared, migration: Migration, chunks_done: int, note: str | None
+    ) -> str:
+        """Record a file as running from `chunks_done` (applied at once when none is left)."""
+        conn = self.conn
+        file = migration.file
+        total = len(migration.chunks)
+        done = chunks_done >= total
+        status = RowStatus.APPLIED if done else RowStatus.RUNNING
+        # Literals escaped by libpq, so that this shares a simple query (which cannot carry
+        # parameters) with the session reset; psycopg's adapters cost more per file.
+        escape = Escaping(conn.pgconn).escape_literal
+        encoding = conn.info.encoding
+        texts = (
+            file.name,
+            file.hash,
+            "{" + ",".join(migration.chunk_hashes) + "}",
+            file.text,
+            status.value,
+            __version__,
+        )
+        name, hash_, chunk_hashes, content, status_, version = (
+            escape(text.encode(encoding)).decode(encoding) for text in texts
+        )
+        arguments = (
+            f"{int(file.version)}, {name}, {hash_}, {chunk_hashes}, {content}, {status_},"
+            f" {int(total)}, {int(chunks_done)}, {'true' if done else 'false'}, {version},"
+            f" {sql.quote(note, conn)}"
+        )
+        return f"EXECUTE {sql.Identifier(prepared.start).as_string(conn)} ({arguments})"
 
-
-def record_seed(
-    conn: Connection,
-    name: str,
-    process: SeedFile,
-    status: SeedStatus,
-    *,
-    always_run: bool,
-    duration_ms: int,
-    error: str | None = None,
-) -> None:
-    """Record one run of a seed process: SUCCESS or FAIL, its hash, and one more run."""
-    query = sql.SQL(
-        "INSERT INTO {table} AS s (name, status, hash, always_run, runs, error, started_at,"
-        " finished_at, duration_ms, applied_by)"
-        " VALUES (%(name)s, %(status)s, %(hash)s, %(always_run)s, 1, %(error)s,"
-        " clock_timestamp() - %(ms)s * interval '1 millisecond', clock_timestamp(), %(ms)s,"
-        " current_user)"
-        " ON CONFLICT (name) DO UPDATE SET status = excluded.status, hash = excluded.hash,"
-        " always_run = excluded.always_run, runs = s.runs + 1, error = excluded.error,"
-        " started_at = excluded.started_at, finished_at = excluded.finished_at,"
-        " duration_ms = excluded.duration_ms, applied_by = excluded.applied_by"
-    ).format(table=table("public", name))
-    conn.execute(
-        query,
-        {
-            "name": process.name,
-            "status": status.value,
-            "hash": process.hash,
-            "always_run": always_run,
-            "error": error,
-            "ms": duration_ms,
-        },
-    )
-
-
-def forget_seed(conn: Connection, name: str, process: str) -> None:
-    """Delete a process's row, so that it is pending again."""
-    query = sql.SQL("DELETE FROM {} WHERE name = %s").format(table("public", name))
-    conn.execute(query, (process,))
+    def advance(
+        self, prepared: Prepared, version: int, *, written_out: bool = False
+    ) -> Callable[[int], str]:
+        """A file's journal update as text, given its chunks_done; it returns the file's
+        elapsed milliseconds as ELAPSED_COLUMN. Through the prepared statement, or
+        `written_out` (a chunk that commits on its own, or after the session lost it)."""
+        if written_out:
+            update = prepared.update.replace(_VERSION, str(int(version)))
+            return lambda chunks_done: update.replace(_DONE, str(int(chunks_done)))
+        head = f"EXECUTE {sql.Identifier(prepared.advance).as_string(self.conn)} ({int(version)}, "
+        return lambda chunks_done: f"{head}{int(chunks_done)})"
 
 
 _NOTE = (
     "note = concat_ws(E'\\n', note, %(note)s || ' by ' || current_user || ' at '"
     " || clock_timestamp()::text)"
 )
-
-
-def content(conn: Connection, schema: str, name: str, version: int) -> str:
-    """The text of a file as it was applied."""
-    query = sql.SQL("SELECT content FROM {} WHERE version = %s").format(table(schema, name))
-    row = conn.execute(query, (version,)).fetchone()
-    return str(row[0]) if row else ""
-
-
-def accept(conn: Connection, name: str, migration: Migration, note: str) -> None:
-    """Record an intended edit of an applied file: its new hash, chunks and text, and why."""
-    file = migration.file
-    query = sql.SQL(
-        "UPDATE {} SET name = %(name)s, hash = %(hash)s, chunk_hashes = %(chunk_hashes)s,"
-        " content = %(content)s, chunks_total = %(total)s, chunks_done = %(total)s, " + _NOTE + ""
-        " WHERE version = %(version)s"
-    ).format(table(file.schema, name))
-    conn.execute(
-        query,
-        {
-            "name": file.name,
-            "hash": file.hash,
-            "chunk_hashes": list(migration.chunk_hashes),
-            "content": file.text,
-            "total": len(migration.chunks),
-            "note": note,
-            "version": file.version,
-        },
-    )
-
-
-def forget(conn: Connection, schema: str, name: str, version: int) -> None:
-    """Delete a journal row (a failed run cleared, or a file removed on purpose)."""
-    query = sql.SQL("DELETE FROM {} WHERE version = %s").format(table(schema, name))
-    conn.execute(query, (version,))
-
-
-def baseline(conn: Connection, name: str, migration: Migration, note: str) -> None:
-    """Journal a file as `baseline`: its objects exist already, nothing is run."""
-    file = migration.file
-    total = len(migration.chunks)
-    query = sql.SQL(
-        "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
-        " chunks_done, started_at, finished_at, duration_ms, migrator_version, note)"
-        " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s, 'baseline',"
-        " %(total)s, %(total)s, clock_timestamp(), clock_timestamp(), 0, %(migrator)s,"
-        " %(note)s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
-        " ON CONFLICT (version) DO NOTHING"
-    ).format(table(file.schema, name))
-    conn.execute(
-        query,
-        {
-            "version": file.version,
-            "name": file.name,
-            "hash": file.hash,
-            "chunk_hashes": list(migration.chunk_hashes),
-            "content": file.text,
-            "total": total,
-            "migrator": __version__,
-            "note": note,
-        },
-    )
 
 
 def read_drizzle(conn: Connection, schema: str, name: str) -> list[DrizzleRow] | None:
@@ -568,15 +467,17 @@ def read_drizzle(conn: Connection, schema: str, name: str) -> list[DrizzleRow] |
     """
     from migrator.drizzle import DrizzleRow
 
-    qualified = table(schema, name).as_string(conn)
+    qualified = sql.Identifier(schema, name).as_string(conn)
     shape = {"id": "N", "hash": "S", "created_at": "N"}
     try:
-        if _check_shape(conn, qualified, shape, key="id", what="Drizzle's table") is None:
+        if check_shape(conn, qualified, shape, key="id", what="Drizzle's table") is None:
             return None
     except ConfigError as exc:
         exc.hint = "Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE."
         raise
-    query = sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(table(schema, name))
+    query = sql.SQL("SELECT id, hash, created_at FROM {} ORDER BY id").format(
+        sql.Identifier(schema, name)
+    )
     return [
         DrizzleRow(int(id_ or 0), str(hash_ or ""), None if created is None else int(created))
         for id_, hash_, created in conn.execute(query)

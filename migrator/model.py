@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -149,18 +150,36 @@ class Plan:
 
     schema: str
     steps: tuple[Step, ...] = ()
+    left: tuple[FileStatus, ...] = ()  # files left pending: beyond --to, or not --only's
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which files a migrate applies: up to `to`, just `only` (again with `force`), and
+    whether pending files older than an applied one may run."""
+
+    to: int | None = None
+    only: str | None = None
+    force: bool = False
+    allow_out_of_order: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class FileOutcome:
-    """What applying one step did."""
+    """What applying one step did: `chunks_run` of the file's `chunks_total` ran in this run."""
 
     schema: str
+    version: int
+    name: str
     path: str
     chunks_run: int
     chunks_total: int
     duration_ms: int
-    resumed_at: int = 0  # chunks already done before this run
+
+    @property
+    def resumed(self) -> bool:
+        """True when earlier runs had done some of the file's chunks."""
+        return self.chunks_run < self.chunks_total
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +252,233 @@ class SeedOutcome:
     error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """A NOTICE or WARNING the server sent while a migration or seed ran."""
+
+    severity: str
+    message: str
+    detail: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How an applied file differs from the text the journal keeps."""
+
+    path: str
+    diff: str
+    whitespace_only: bool
+
+
 class Reporter(Protocol):
     """What the core tells the outside world while it works; it never prints itself."""
 
+    def notice(self, message: str) -> None: ...
+    def info(self, message: str) -> None: ...
+    def server_message(self, message: ServerMessage) -> None: ...
     def lock_waiting(self, holder: LockHolder | None) -> None: ...
     def file_started(self, step: Step) -> None: ...
+    def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None: ...
     def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None: ...
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
+    def seed_started(self, name: str) -> None: ...
     def seed_retry(self, name: str, attempt: int, delay: float) -> None: ...
     def seed_done(self, outcome: SeedOutcome) -> None: ...
+    def drift(self, drift: Drift) -> None: ...
+    def review(self, preview: MigrateResult | SeedResult | Sequence[str]) -> None: ...
+    def ask(self, question: str) -> str | None: ...
+
+
+class SilentReporter:
+    """The default reporter: hears everything, shows nothing, and cannot ask."""
+
+    def notice(self, message: str) -> None:
+        """Ignored."""
+
+    def info(self, message: str) -> None:
+        """Ignored."""
+
+    def server_message(self, message: ServerMessage) -> None:
+        """Ignored."""
+
+    def lock_waiting(self, holder: LockHolder | None) -> None:
+        """Ignored."""
+
+    def file_started(self, step: Step) -> None:
+        """Ignored."""
+
+    def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None:
+        """Ignored."""
+
+    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None:
+        """Ignored."""
+
+    def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
+        """Ignored."""
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        """Ignored."""
+
+    def seed_started(self, name: str) -> None:
+        """Ignored."""
+
+    def seed_retry(self, name: str, attempt: int, delay: float) -> None:
+        """Ignored."""
+
+    def seed_done(self, outcome: SeedOutcome) -> None:
+        """Ignored."""
+
+    def drift(self, drift: Drift) -> None:
+        """Ignored."""
+
+    def review(self, preview: MigrateResult | SeedResult | Sequence[str]) -> None:
+        """Ignored."""
+
+    def ask(self, question: str) -> str | None:
+        """None: there is nobody to ask."""
+        return None
+
+
+# Results of the commands: what each public function of the package returns.
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateResult:
+    """What `migrate` did (or, on a dry run, would do) on `target`."""
+
+    target: str
+    applied: tuple[FileOutcome, ...]
+    pending: tuple[FileStatus, ...]  # files not applied: beyond --to, or not chosen by --only
+    plans: tuple[Plan, ...]
+    unlisted: tuple[str, ...]  # files of drizzle-kit folders that their journal does not list
+    files: int  # migration files found
+    duration_ms: int
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """Every migration file and journal row, every seed process, and the drift diffs."""
+
+    target: str
+    migrations: tuple[FileStatus, ...]
+    seeds: tuple[SeedState, ...]
+    drift: tuple[Drift, ...]
+
+    @property
+    def open_work(self) -> tuple[str, ...]:
+        """What `status --check` counts: migrations not done (but unlisted), seeds due or failed."""
+        return tuple(
+            [
+                status.path or status.name
+                for status in self.migrations
+                if not status.is_done and status.state is not FileState.UNLISTED
+            ]
+            + [state.name for state in self.seeds if state.state in ("pending", "FAIL")]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateResult:
+    """Every file parses and the applied ones match the journal."""
+
+    files: int
+    unlisted: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPlanEntry:
+    """One process a seed run would clean or run, and what runs."""
+
+    name: str
+    action: str  # clean, run
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    """What `seed` did with each process (or, on a dry run, the plan)."""
+
+    target: str
+    outcomes: tuple[SeedOutcome, ...]
+    plan: tuple[SeedPlanEntry, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """One journal row `repair` changed: accepted an edit, cleared a run, or forgot a row."""
+
+    schema: str
+    version: int
+    path: str
+    action: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    """The journal rows `repair` changed."""
+
+    repairs: tuple[Repair, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineResult:
+    """The files `baseline` journaled as applied without running them."""
+
+    schema: str
+    version: int
+    baselined: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """One file journaled from another runner's record."""
+
+    path: str
+    drizzle_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptResult:
+    """The files `adopt` journaled (or, on a dry run, would), and how many were already."""
+
+    schema: str
+    source: str
+    adopted: tuple[Adopted, ...]
+    already: int
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResetResult:
+    """The schemas `reset` dropped, and the migrate that followed."""
+
+    schemas: tuple[str, ...]
+    migrate: MigrateResult
+
+
+@dataclass(frozen=True, slots=True)
+class NewResult:
+    """The file `new` created."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRow:
+    """One line of `config`: a setting, its value as shown (password masked), its source."""
+
+    name: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigResult:
+    """Every setting with where it came from."""
+
+    settings: tuple[SettingRow, ...]

@@ -1,39 +1,53 @@
-"""The only module that imports rich: progress lines, tables, plans, diffs, failure panels.
+"""The only module that imports rich: the three reporters (terminal, plain, JSON) that show the
+core's progress as it happens and render its results and errors.
 
-Results go to stdout: rich on a terminal, plain columns otherwise, or with --json one JSON
-document built up by the command and printed when it ends. Progress, notices and failures go to
-stderr, so stdout stays parseable. rich is imported only when a terminal will show its output:
-CI logs and containers, where migrator runs most, do not pay for loading it.
+Results go to stdout; progress, notices, server messages and failures to stderr, so stdout
+stays parseable. rich is imported only when a terminal shows the output: CI logs and
+containers, where migrator runs most, do not pay for loading it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from migrator.db import describe_holder
-from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
+from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError, Refused
 from migrator.model import (
+    AdoptResult,
+    BaselineResult,
     Chunk,
     ChunkKind,
+    ConfigResult,
+    Drift,
     FileOutcome,
     FileStatus,
     LockHolder,
-    Plan,
+    MigrateResult,
+    NewResult,
+    RepairResult,
+    ResetResult,
     SeedOutcome,
+    SeedResult,
     SeedState,
+    ServerMessage,
+    StatusResult,
     Step,
     TxMode,
+    ValidateResult,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
 
 _STYLE = {
     "applied": "green",
@@ -47,6 +61,32 @@ _STYLE = {
     "running": "bold red",
     "out-of-order": "bold red",
 }
+Preview = MigrateResult | SeedResult | Sequence[str]
+
+
+# The lists each command's JSON document holds, even when empty, even after a failure.
+LISTS = {
+    "migrate": ("applied", "pending", "unlisted"),
+    "status": ("migrations", "seeds", "drift"),
+    "validate": ("unlisted", "drift"),
+    "seed": ("seeds",),
+    "repair": ("repaired", "drift"),
+    "baseline": ("baselined",),
+    "adopt": ("adopted",),
+    "reset": ("reset", "applied", "pending", "unlisted"),
+    "config": ("settings",),
+}
+
+
+def reporter(
+    command: str, *, json: bool = False, quiet: bool = False, verbose: bool = False
+) -> PlainReporter:
+    """The reporter for this run: JSON with --json, rich on a terminal, plain otherwise."""
+    if json:
+        return JsonReporter(LISTS.get(command, ()), quiet=quiet, verbose=verbose)
+    if sys.stderr.isatty() or sys.stdout.isatty():
+        return TerminalReporter(quiet=quiet, verbose=verbose)
+    return PlainReporter(quiet=quiet, verbose=verbose)
 
 
 def _duration(ms: int | None) -> str:
@@ -64,77 +104,80 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-class Output:
-    """Renders results on stdout and progress, notices and failures on stderr."""
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.split("\n"))
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, json: bool = False) -> None:
+
+def _span(first: Chunk, last: Chunk) -> str:
+    return f"chunk {first.index}" if first is last else f"chunks {first.index}-{last.index}"
+
+
+class PlainReporter:
+    """Plain lines for logs and pipes: a line when a file starts and one when it ends."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
         self.quiet = quiet
         self.verbose = verbose
-        self.document: dict[str, Any] | None = {} if json else None
-        self.out_is_terminal = sys.stdout.isatty()
-        self.err_is_terminal = sys.stderr.isatty()
+        self.where = ""  # the file and chunks (or seed process) running, for server messages
 
-    @cached_property
-    def out(self) -> Console:
-        """rich on stdout, for a terminal."""
-        from rich.console import Console
+    # Where the text goes; the terminal reporter sends it through rich.
+    def _err(self, message: str, style: str = "") -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
-        return Console(highlight=False, soft_wrap=True)
+    def _out(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
 
-    @cached_property
-    def err(self) -> Console:
-        """rich on stderr, for a terminal."""
-        from rich.console import Console
+    def _table(
+        self, title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], state: int
+    ) -> None:
+        """Aligned columns under a title; column `state` is coloured on a terminal."""
+        columns = zip(headers, *rows, strict=False)
+        widths = [max(len(text) for text in column) for column in columns]
+        line = "  ".join(f"{{:<{width}}}" for width in widths)
+        lines = [title, *(line.format(*row).rstrip() for row in (headers, *rows))]
+        self._out("\n".join(lines))
 
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+    def _panel(self, title: str, body: str) -> None:
+        self._out(f"{title}\n{body}")
 
-    def _write(self, message: str, *, stderr: bool = False, style: str = "") -> None:
-        if stderr and self.err_is_terminal:
-            self.err.print(message, style=style or None, markup=False)
-        elif not stderr and self.out_is_terminal:
-            self.out.print(message, style=style or None, markup=False)
-        else:
-            stream = sys.stderr if stderr else sys.stdout
-            stream.write(message + "\n")
-            stream.flush()
-
-    def set(self, **values: Any) -> None:
-        """Add keys to the JSON document (ignored without --json)."""
-        if self.document is not None:
-            self.document.update(values)
-
-    def line(self, message: str) -> None:
-        """A result line on stdout (the JSON document carries results instead)."""
-        if self.document is None:
-            self._write(message)
-
-    def finish(self, exit_code: int) -> None:
-        """Print the JSON document, if there is one."""
-        if self.document is not None:
-            self.document["exit_code"] = exit_code
-            sys.stdout.write(json.dumps(self.document, default=str, indent=2) + "\n")
-            sys.stdout.flush()
-
+    # Events (model.Reporter).
     def notice(self, message: str) -> None:
         """A line on stderr that the user must not miss, even with -q."""
-        self._write(message, stderr=True, style="bold yellow")
+        self._err(message, "bold yellow")
 
     def info(self, message: str) -> None:
         """A progress line on stderr (hidden by -q)."""
         if not self.quiet:
-            self._write(message, stderr=True)
+            self._err(message)
 
-    # The Reporter protocol (model.Reporter).
+    def server_message(self, message: ServerMessage) -> None:
+        """A NOTICE or WARNING from the server, prefixed with where it came from (-q hides)."""
+        if self.quiet:
+            return
+        lines = [f"{self.where or 'server'}: {message.severity}: {message.message}"]
+        lines += [f"  DETAIL: {message.detail}"] if message.detail else []
+        lines += [f"  HINT: {message.hint}"] if message.hint else []
+        self._err("\n".join(lines), "yellow" if message.severity == "WARNING" else "")
+
     def lock_waiting(self, holder: LockHolder | None) -> None:
+        """Another runner holds the lock."""
         who = describe_holder(holder) if holder else "another session"
         self.info(f"waiting for the migration lock, held by {who}")
 
     def file_started(self, step: Step) -> None:
-        if self.verbose:
-            resumed = f" (resuming at chunk {step.chunks_done + 1})" if step.chunks_done else ""
-            self.info(f"applying {step.migration.file.path}{resumed}")
+        """A line as the file starts."""
+        self.where = step.migration.file.path
+        resumed = f" (resuming at chunk {step.chunks_done + 1})" if step.chunks_done else ""
+        self.info(f"applying {step.migration.file.path}{resumed}")
+
+    def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None:
+        """Where the server messages that follow come from."""
+        self.where = f"{step.migration.file.path} {_span(first, last)}"
 
     def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None:
+        """With -v, a line per chunk."""
         if self.verbose:
             total = len(step.migration.chunks)
             kind = f" [{chunk.reason}]" if chunk.reason else ""
@@ -142,149 +185,159 @@ class Output:
             self.info(f"  chunk {chunk.index}/{total} line {chunk.line}{kind}{took}")
 
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
+        """A chunk hit lock_timeout and runs again after `delay`."""
         self.notice(
             f"{step.migration.file.path}: chunk {chunk.index} hit lock_timeout; "
             f"retry {attempt} in {delay:g}s"
         )
 
+    def file_done(self, outcome: FileOutcome) -> None:
+        """A line as the file ends, with its time."""
+        self.where = ""
+        resumed = ""
+        if outcome.resumed:
+            resumed = f", resumed at chunk {outcome.chunks_total - outcome.chunks_run + 1}"
+        chunks = _plural(outcome.chunks_run, "chunk")
+        self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
+
+    def seed_started(self, name: str) -> None:
+        """Where the server messages that follow come from."""
+        self.where = f"seed {name}"
+
     def seed_retry(self, name: str, attempt: int, delay: float) -> None:
         """A seed process hit lock_timeout, was rolled back, and runs again after `delay`."""
         self.notice(f"seed {name} hit lock_timeout; retry {attempt} in {delay:g}s")
 
-    def file_done(self, outcome: FileOutcome) -> None:
-        resumed = f", resumed at chunk {outcome.resumed_at + 1}" if outcome.resumed_at else ""
-        chunks = _plural(outcome.chunks_run, "chunk")
-        self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
-
     def seed_done(self, outcome: SeedOutcome) -> None:
+        """A line per process."""
+        self.where = ""
         took = f" {_duration(outcome.duration_ms)}" if outcome.action != "skipped" else ""
         reason = " (already SUCCESS)" if outcome.action == "skipped" else ""
         self.info(f"{outcome.action} {outcome.name}{reason}{took}")
 
+    def drift(self, drift: Drift) -> None:
+        """How an applied file differs from the text the journal keeps."""
+        if drift.whitespace_only:
+            self._out(f"{drift.path}: only whitespace differs from the applied text")
+        else:
+            self._panel(f"{drift.path}: changed since applied", drift.diff)
+
+    def review(self, preview: Preview) -> None:
+        """What is about to change, before it is confirmed."""
+        if isinstance(preview, MigrateResult):
+            self._plan(preview, with_sql=False)
+        elif isinstance(preview, SeedResult):
+            self._seed_plan(preview)
+        else:
+            for line in preview:
+                self._out(line)
+
+    def ask(self, question: str) -> str | None:
+        """The answer typed on the terminal; None when stdin is not one."""
+        if not sys.stdin.isatty():
+            return None
+        self._prompt(question)
+        try:
+            answer = sys.stdin.readline()
+        except KeyboardInterrupt:
+            answer = ""
+        if not answer:  # end of input or Ctrl-C at the question: not confirmed
+            raise Refused("production: no answer; nothing was changed")
+        return answer.strip()
+
+    def _prompt(self, question: str) -> None:
+        sys.stderr.write(f"{question}: ")
+        sys.stderr.flush()
+
     # Results.
-    def migrated(self, outcomes: Sequence[FileOutcome], files: int, elapsed_ms: int) -> None:
-        """The closing line of `migrate`."""
-        if self.document is not None:  # built only for --json
-            self.set(applied=[asdict(outcome) for outcome in outcomes])
-        if not outcomes:
-            self.line(f"nothing to do: all {files} migration files are applied")
+    def show(self, result: object) -> None:
+        """Render a command's result on stdout."""
+        _RENDER[type(result)](self, result)
+
+    def finish(self, exit_code: int) -> None:
+        """The command is over (nothing more to print, for text)."""
+
+    def failure(self, error: MigratorError) -> None:
+        """An expected error on stderr: one headline, then the context that helps fix it."""
+        self._error(_failure_lines(error))
+
+    def _error(self, lines: list[tuple[str, str]]) -> None:
+        self._err("error: " + "\n".join(text for text, _ in lines))
+
+    def _migrated(self, result: MigrateResult) -> None:
+        if result.dry_run:
+            self._plan(result, with_sql=True)
             return
-        chunks = sum(outcome.chunks_run for outcome in outcomes)
-        self.line(
-            f"applied {_plural(len(outcomes), 'file')}, {chunks} chunks, in {_duration(elapsed_ms)}"
+        left = f"; {_plural(len(result.pending), 'file')} left pending" if result.pending else ""
+        if not result.applied:
+            if result.pending:
+                self._out(f"nothing to apply{left}")
+            else:
+                self._out(f"nothing to do: all {result.files} migration files are applied")
+            return
+        chunks = sum(outcome.chunks_run for outcome in result.applied)
+        self._out(
+            f"applied {_plural(len(result.applied), 'file')}, {chunks} chunks, in "
+            f"{_duration(result.duration_ms)}{left}"
         )
 
-    def plan(self, target: str, plans: Sequence[Plan], *, with_sql: bool = False) -> None:
-        """What `migrate` would do: per file its chunks and statements, and what runs unwrapped."""
-        steps = [step for plan in plans for step in plan.steps]
-        if self.document is not None:  # built only for --json
-            self.set(plan=[_step_document(step, with_sql) for step in steps])
-        if target:
-            self.set(target=target)
-        if self.document is not None:
-            return
-        on = f" on {target}" if target else ""
+    def _plan(self, result: MigrateResult, *, with_sql: bool) -> None:
+        """Per file its chunks and statements, and what runs outside a transaction."""
+        steps = [step for plan in result.plans for step in plan.steps]
+        on = f" on {result.target}" if result.target else ""
         if not steps:
-            self.line(f"nothing to apply{on}")
+            self._out(f"nothing to apply{on}")
             return
-        self.line(f"plan{on}: {_plural(len(steps), 'file')}")
+        self._out(f"plan{on}: {_plural(len(steps), 'file')}")
+        how = {TxMode.SINGLE: ", one transaction", TxMode.NONE: ", no transaction"}
         for step in steps:
             migration = step.migration
             pending = migration.chunks[step.chunks_done :]
             statements = sum(chunk.statements for chunk in pending)
-            how = {TxMode.SINGLE: ", one transaction", TxMode.NONE: ", no transaction"}
             extra = how.get(migration.mode, "")
             resume = f", resuming at chunk {step.chunks_done + 1}" if step.chunks_done else ""
             forced = ", again (--force)" if step.forced else ""
-            self.line(
+            self._out(
                 f"  {migration.file.path}: {_plural(len(pending), 'chunk')}, "
                 f"{_plural(statements, 'statement')}{extra}{resume}{forced}"
             )
             for chunk in pending:
-                outside = migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL
-                if outside:
-                    self.line(
-                        f"    chunk {chunk.index} (line {chunk.line}) runs outside a transaction: "
-                        f"{chunk.reason or 'no-transaction file'}"
+                if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
+                    self._out(
+                        f"    chunk {chunk.index} (line {chunk.line}) runs outside a "
+                        f"transaction: {chunk.reason or 'no-transaction file'}"
                     )
                 if with_sql:
-                    self.line(f"    -- chunk {chunk.index}, line {chunk.line}")
-                    self.line(_indent(chunk.sql.strip("\n"), "    "))
+                    self._out(f"    -- chunk {chunk.index}, line {chunk.line}")
+                    self._out(_indent(chunk.sql.strip("\n"), "    "))
 
-    def status(self, target: str, statuses: Sequence[FileStatus]) -> None:
-        """The per-file status table."""
-        if self.document is not None:  # built only for --json
-            self.set(target=target, migrations=[_status_document(status) for status in statuses])
-        rows = (
-            []
-            if self.document is not None
-            else [
-                (
-                    status.schema,
-                    str(status.version),
-                    status.name,
-                    status.state.value,
-                    _chunks(status),
-                    _when(status.row.finished_at if status.row else None),
-                    _duration(status.row.duration_ms) if status.row else "",
-                    status.detail,
-                )
-                for status in statuses
-            ]
-        )
+    def _status(self, result: StatusResult) -> None:
+        rows = [
+            (
+                status.schema,
+                str(status.version),
+                status.name,
+                status.state.value,
+                _chunks(status),
+                _when(status.row.finished_at if status.row and status.is_done else None),
+                _duration(status.row.duration_ms) if status.row else "",
+                status.detail,
+            )
+            for status in result.migrations
+        ]
         headers = ("schema", "version", "file", "state", "chunks", "applied at", "took", "detail")
-        self._table(f"migrations on {target}", headers, rows, 3)
+        self._table(f"migrations on {result.target}", headers, rows, 3)
         counts: dict[str, int] = {}
-        for status in statuses:
+        for status in result.migrations:
             counts[status.state.value] = counts.get(status.state.value, 0) + 1
         summary = ", ".join(f"{count} {state}" for state, count in counts.items())
-        self.line(summary or "no migration files")
+        self._out(summary or "no migration files")
+        for drift in result.drift:
+            self.drift(drift)
+        if result.seeds:
+            self._seed_status(result.seeds)
 
-    def drift(self, path: str, diff: str, whitespace_only: bool) -> None:
-        """How an applied file differs from the text the journal keeps."""
-        if self.document is not None:
-            entry = {"path": path, "diff": diff, "whitespace_only": whitespace_only}
-            self.document.setdefault("drift", []).append(entry)
-            return
-        if whitespace_only:
-            self.line(f"{path}: only whitespace differs from the applied text")
-        elif self.out_is_terminal:
-            from rich.panel import Panel
-            from rich.text import Text
-
-            self.out.print(Panel(Text(diff), title=f"{path}: changed since applied"))
-        else:
-            self.line(f"{path}: changed since applied\n{diff}")
-
-    def seeded(self, outcomes: Sequence[SeedOutcome]) -> None:
-        """The closing line of `seed`."""
-        if self.document is not None:  # built only for --json
-            self.set(seeds=[asdict(outcome) for outcome in outcomes])
-        counts: dict[str, int] = {}
-        for outcome in outcomes:
-            counts[outcome.action] = counts.get(outcome.action, 0) + 1
-        summary = ", ".join(f"{count} {action}" for action, count in counts.items())
-        self.line(f"seeds: {summary or 'no seed processes'}")
-
-    def seed_plan(self, target: str, due: Sequence[tuple[str, str, str]]) -> None:
-        """What `seed` would do: (name, action, SQL or description) per process."""
-        self.set(plan=[{"name": n, "action": a, "sql": s} for n, a, s in due])
-        if target:
-            self.set(target=target)
-        on = f" on {target}" if target else ""
-        if not due:
-            self.line(f"no seed process is due{on}")
-            return
-        self.line(f"seed plan{on}:")
-        for name, action, text in due:
-            self.line(f"  {action} {name}")
-            if text:
-                self.line(_indent(text.strip("\n"), "    "))
-
-    def seed_status(self, states: Sequence[SeedState]) -> None:
-        """The seeds table of `status`."""
-        if self.document is not None:  # built only for --json
-            self.set(seeds=[_seed_document(state) for state in states])
+    def _seed_status(self, states: Sequence[SeedState]) -> None:
         rows = [
             (
                 state.name,
@@ -298,78 +351,72 @@ class Output:
         ]
         self._table("seeds", ("process", "state", "runs", "last run", "took", "detail"), rows, 1)
 
-    def settings(self, rows: Sequence[tuple[str, str, str]]) -> None:
-        """`config`: every setting, its value and where it came from."""
-        self.set(settings=[{"name": n, "value": v, "source": s} for n, v, s in rows])
+    def _validated(self, result: ValidateResult) -> None:
+        self._out(f"ok: {result.files} migration files parse and match the journal")
+
+    def _seeded(self, result: SeedResult) -> None:
+        if result.dry_run:
+            self._seed_plan(result)
+            return
+        counts: dict[str, int] = {}
+        for outcome in result.outcomes:
+            counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        summary = ", ".join(f"{count} {action}" for action, count in counts.items())
+        self._out(f"seeds: {summary or 'no seed processes'}")
+
+    def _seed_plan(self, result: SeedResult) -> None:
+        on = f" on {result.target}" if result.target else ""
+        if not result.plan:
+            self._out(f"no seed process is due{on}")
+            return
+        self._out(f"seed plan{on}:")
+        for entry in result.plan:
+            self._out(f"  {entry.action} {entry.name}")
+            if entry.sql:
+                self._out(_indent(entry.sql.strip("\n"), "    "))
+
+    def _repaired(self, result: RepairResult) -> None:
+        count = len(result.repairs)
+        self._out(f"repaired {count} journal rows" if count else "nothing to repair")
+
+    def _baselined(self, result: BaselineResult) -> None:
+        self._out(
+            f"baselined {len(result.baselined)} files of {result.schema} up to version "
+            f"{result.version}"
+        )
+
+    def _adopted(self, result: AdoptResult) -> None:
+        verb = "would adopt" if result.dry_run else "adopted"
+        for adopted in result.adopted:
+            self._out(f"{verb} {adopted.path} ({result.source} id {adopted.drizzle_id})")
+        count = len(result.adopted)
+        already = f" ({result.already} already journaled)" if result.already else ""
+        files = "file" if count == 1 else "files"
+        self._out(f"{verb} {count} {files} of {result.schema} from {result.source}{already}")
+
+    def _reset(self, result: ResetResult) -> None:
+        self._migrated(result.migrate)
+
+    def _created(self, result: NewResult) -> None:
+        self._out(f"created {result.path}")
+
+    def _configured(self, result: ConfigResult) -> None:
+        rows = [(row.name, row.value, row.source) for row in result.settings]
         self._table("settings", ("setting", "value", "from"), rows, -1)
 
-    def _table(
-        self, title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], state: int
-    ) -> None:
-        """A table on a terminal, aligned plain columns otherwise; column `state` is coloured."""
-        if self.document is not None:
-            return
-        if self.out_is_terminal:
-            from rich.table import Table
-            from rich.text import Text
 
-            table = Table(title=title, title_justify="left")
-            for header in headers:
-                table.add_column(header, overflow="fold")
-            for row in rows:
-                style = _STYLE.get(row[state], "") if state >= 0 else ""
-                table.add_row(
-                    *(Text(cell, style=style if i == state else "") for i, cell in enumerate(row))
-                )
-            self.out.print(table)
-            return
-        columns = zip(headers, *rows, strict=False)
-        widths = [max(len(text) for text in column) for column in columns]
-        line = "  ".join(f"{{:<{width}}}" for width in widths)
-        lines = [title, *(line.format(*row).rstrip() for row in (headers, *rows))]
-        sys.stdout.write("\n".join(lines) + "\n")
-
-    def failure(self, error: MigratorError) -> None:
-        """An expected error on stderr: one headline, then the context that helps fix it."""
-        problems = getattr(error, "problems", [])
-        self.set(
-            error={
-                "type": type(error).__name__,
-                "message": error.message,
-                "problems": problems,
-                "hint": error.hint,
-                **(
-                    {"location": error.location, "sqlstate": error.sqlstate}
-                    if isinstance(error, MigrationFailed)
-                    else {}
-                ),
-            }
-        )
-        lines = [(error.message, "bold")]
-        if isinstance(error, MigrationFailed):
-            if error.sqlstate:
-                lines.append((f"SQLSTATE {error.sqlstate}", ""))
-            if error.detail:
-                lines.append((f"DETAIL: {error.detail}", ""))
-            if error.excerpt:
-                lines.append((error.excerpt, ""))
-        if isinstance(error, DriftError) or (isinstance(error, BadFile) and len(problems) > 1):
-            lines.extend((f"  {problem}", "") for problem in problems)
-        if error.hint:
-            lines.append((f"hint: {error.hint}", "cyan"))
-        if self.err_is_terminal:
-            from rich.panel import Panel
-            from rich.text import Text
-
-            body = Text("\n").join(Text(text, style=style) for text, style in lines)
-            self.err.print(Panel(body, title="error", title_align="left", border_style="red"))
-        else:
-            sys.stderr.write("error: " + "\n".join(text for text, _ in lines) + "\n")
-            sys.stderr.flush()
-
-
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line for line in text.split("\n"))
+_RENDER: dict[type, Callable[[Any, Any], None]] = {
+    MigrateResult: PlainReporter._migrated,
+    StatusResult: PlainReporter._status,
+    ValidateResult: PlainReporter._validated,
+    SeedResult: PlainReporter._seeded,
+    RepairResult: PlainReporter._repaired,
+    BaselineResult: PlainReporter._baselined,
+    AdoptResult: PlainReporter._adopted,
+    ResetResult: PlainReporter._reset,
+    NewResult: PlainReporter._created,
+    ConfigResult: PlainReporter._configured,
+}
 
 
 def _chunks(status: FileStatus) -> str:
@@ -377,7 +424,253 @@ def _chunks(status: FileStatus) -> str:
     return f"{row.chunks_done}/{row.chunks_total}" if row else ""
 
 
-def _step_document(step: Step, with_sql: bool) -> dict[str, Any]:
+def _failure_lines(error: MigratorError) -> list[tuple[str, str]]:
+    """The headline and the context of an error, each with its style on a terminal."""
+    problems = getattr(error, "problems", [])
+    lines = [(error.message, "bold")]
+    if isinstance(error, MigrationFailed):
+        if error.sqlstate:
+            lines.append((f"SQLSTATE {error.sqlstate}", ""))
+        if error.detail:
+            lines.append((f"DETAIL: {error.detail}", ""))
+        if error.excerpt:
+            lines.append((error.excerpt, ""))
+    if isinstance(error, DriftError) or (isinstance(error, BadFile) and len(problems) > 1):
+        lines.extend((f"  {problem}", "") for problem in problems)
+    if error.hint:
+        lines.append((f"hint: {error.hint}", "cyan"))
+    return lines
+
+
+class _Progress:
+    """The live line of the file being applied: chunk k of n, and the time it has taken."""
+
+    def __init__(self, path: str, total: int) -> None:
+        self.path = path
+        self.total = total
+        self.chunks = ""
+        self.started = time.monotonic()
+
+    def __rich__(self) -> str:
+        elapsed = time.monotonic() - self.started
+        at = f" {self.chunks} of {self.total}" if self.chunks else ""
+        return f"applying {self.path}{at}  {elapsed:.1f} s"
+
+
+class TerminalReporter(PlainReporter):
+    """rich on a terminal: a live line for the file being applied, tables, panels."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+        super().__init__(quiet=quiet, verbose=verbose)
+        self.live: Live | None = None
+        self.progress: _Progress | None = None
+
+    @cached_property
+    def out(self) -> Console:
+        """rich on stdout."""
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        """rich on stderr."""
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def _err(self, message: str, style: str = "") -> None:
+        if self.err.is_terminal:
+            self.err.print(message, style=style or None, markup=False)
+        else:
+            super()._err(message, style)
+
+    def _out(self, message: str) -> None:
+        if self.out.is_terminal:
+            self.out.print(message, markup=False)
+        else:
+            super()._out(message)
+
+    def _table(
+        self, title: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], state: int
+    ) -> None:
+        if not self.out.is_terminal:
+            super()._table(title, headers, rows, state)
+            return
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=title, title_justify="left")
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            style = _STYLE.get(row[state], "") if state >= 0 else ""
+            table.add_row(
+                *(Text(cell, style=style if i == state else "") for i, cell in enumerate(row))
+            )
+        self.out.print(table)
+
+    def _panel(self, title: str, body: str) -> None:
+        if not self.out.is_terminal:
+            super()._panel(title, body)
+            return
+        from rich.panel import Panel
+        from rich.text import Text
+
+        self.out.print(Panel(Text(body), title=title))
+
+    def _error(self, lines: list[tuple[str, str]]) -> None:
+        self._stop()
+        if not self.err.is_terminal:
+            super()._error(lines)
+            return
+        from rich.panel import Panel
+        from rich.text import Text
+
+        body = Text("\n").join(Text(text, style=style) for text, style in lines)
+        self.err.print(Panel(body, title="error", title_align="left", border_style="red"))
+
+    def _prompt(self, question: str) -> None:
+        self._stop()
+        super()._prompt(question)
+
+    def file_started(self, step: Step) -> None:
+        """The live line, redrawn while the file's chunks run (on a terminal)."""
+        self.where = step.migration.file.path
+        if self.quiet or not self.err.is_terminal:
+            super().file_started(step)
+            return
+        from rich.live import Live
+
+        self.progress = _Progress(step.migration.file.path, len(step.migration.chunks))
+        self.live = Live(self.progress, console=self.err, transient=True, refresh_per_second=4)
+        self.live.start()
+
+    def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None:
+        """The live line's chunk numbers."""
+        super().chunks_started(step, first, last)
+        if self.progress is not None:
+            self.progress.chunks = _span(first, last)
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        """The live line becomes the file's closing line."""
+        self._stop()
+        super().file_done(outcome)
+
+    def finish(self, exit_code: int) -> None:
+        """Stop the live line, whatever happened."""
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = self.progress = None
+
+
+class JsonReporter(PlainReporter):
+    """One JSON document on stdout, printed at the end; progress goes to stderr as plain lines."""
+
+    def __init__(
+        self, lists: Sequence[str] = (), *, quiet: bool = False, verbose: bool = False
+    ) -> None:
+        super().__init__(quiet=quiet, verbose=verbose)
+        self.document: dict[str, Any] = {name: [] for name in lists}
+        self.document.update(notices=[], messages=[])
+
+    def notice(self, message: str) -> None:
+        """On stderr, and in the document's `notices`."""
+        super().notice(message)
+        self.document["notices"].append(message)
+
+    def server_message(self, message: ServerMessage) -> None:
+        """On stderr (unless -q), and in the document's `messages` with where it came from."""
+        super().server_message(message)
+        self.document["messages"].append({"where": self.where, **asdict(message)})
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        """Kept for `applied`, which the document holds on failure too."""
+        super().file_done(outcome)
+        if "applied" in self.document:
+            self.document["applied"].append(_value(outcome))
+
+    def seed_done(self, outcome: SeedOutcome) -> None:
+        """Kept for `seeds`, which the document holds on failure too."""
+        super().seed_done(outcome)
+        if "seeds" in self.document:
+            self.document["seeds"].append(_value(outcome))
+
+    def drift(self, drift: Drift) -> None:
+        """In the document's `drift`."""
+        self.document.setdefault("drift", []).append(asdict(drift))
+
+    def review(self, preview: Preview) -> None:
+        """In the document: the plan that is to be confirmed."""
+        if isinstance(preview, MigrateResult):
+            self.document["plan"] = [_step(s, False) for p in preview.plans for s in p.steps]
+        elif isinstance(preview, SeedResult):
+            self.document["plan"] = [asdict(entry) for entry in preview.plan]
+        else:
+            self.document["review"] = list(preview)
+
+    def show(self, result: object) -> None:
+        """The result's keys, into the document."""
+        self.document.update(_DOCUMENT[type(result)](result))
+
+    def failure(self, error: MigratorError) -> None:
+        """The error on stderr, and into the document (which holds what was done before it)."""
+        super().failure(error)
+        self.document["error"] = {
+            "type": type(error).__name__,
+            "message": error.message,
+            "problems": getattr(error, "problems", []),
+            "hint": error.hint,
+            **(
+                {
+                    "location": error.location,
+                    "path": error.path,
+                    "chunk": error.chunk,
+                    "sqlstate": error.sqlstate,
+                    "reason": error.reason,
+                    "detail": error.detail,
+                }
+                if isinstance(error, MigrationFailed)
+                else {}
+            ),
+        }
+
+    def finish(self, exit_code: int) -> None:
+        """Print the document."""
+        self.document["exit_code"] = exit_code
+        _dump(self.document, sys.stdout)
+
+
+def _value(value: Any) -> Any:
+    """A result value as JSON data: dataclasses as objects, enums as their values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: _value(item) for name, item in asdict(value).items()}
+    if isinstance(value, dict):
+        return {key: _value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_value(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path | Enum):
+        return str(value.value if isinstance(value, Enum) else value)
+    return str(value)
+
+
+def _dump(document: dict[str, Any], stream: TextIO) -> None:
+    stream.write(json.dumps(document, default=_default, indent=2) + "\n")
+    stream.flush()
+
+
+def _step(step: Step, with_sql: bool) -> dict[str, Any]:
     migration = step.migration
     return {
         "schema": migration.file.schema,
@@ -399,7 +692,7 @@ def _step_document(step: Step, with_sql: bool) -> dict[str, Any]:
     }
 
 
-def _status_document(status: FileStatus) -> dict[str, Any]:
+def _status_entry(status: FileStatus) -> dict[str, Any]:
     row = status.row
     return {
         "schema": status.schema,
@@ -415,7 +708,7 @@ def _status_document(status: FileStatus) -> dict[str, Any]:
     }
 
 
-def _seed_document(state: SeedState) -> dict[str, Any]:
+def _seed_entry(state: SeedState) -> dict[str, Any]:
     row = state.row
     return {
         "name": state.name,
@@ -425,3 +718,58 @@ def _seed_document(state: SeedState) -> dict[str, Any]:
         "finished_at": row.finished_at if row else None,
         "detail": state.detail,
     }
+
+
+def _migrate_document(result: MigrateResult) -> dict[str, Any]:
+    if result.dry_run:
+        steps = [step for plan in result.plans for step in plan.steps]
+        return {
+            "target": result.target,
+            "plan": [_step(step, True) for step in steps],
+            "unlisted": list(result.unlisted),
+        }
+    return {
+        "target": result.target,
+        "applied": [_value(outcome) for outcome in result.applied],
+        "pending": [_status_entry(status) for status in result.pending],
+        "unlisted": list(result.unlisted),
+        "duration_ms": result.duration_ms,
+    }
+
+
+_DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
+    MigrateResult: _migrate_document,
+    StatusResult: lambda result: {
+        "target": result.target,
+        "migrations": [_status_entry(status) for status in result.migrations],
+        "seeds": [_seed_entry(state) for state in result.seeds],
+        "drift": [asdict(drift) for drift in result.drift],
+    },
+    ValidateResult: lambda result: {
+        "valid": True,
+        "files": result.files,
+        "unlisted": list(result.unlisted),
+    },
+    SeedResult: lambda result: (
+        {"target": result.target, "plan": [asdict(entry) for entry in result.plan]}
+        if result.dry_run
+        else {"target": result.target, "seeds": [_value(o) for o in result.outcomes]}
+    ),
+    RepairResult: lambda result: {
+        "repaired": [
+            {"path": r.path, "version": r.version, "action": r.action} for r in result.repairs
+        ]
+    },
+    BaselineResult: lambda result: {"baselined": list(result.baselined)},
+    AdoptResult: lambda result: {
+        "adopted": [asdict(adopted) for adopted in result.adopted],
+        "already": result.already,
+        "dry_run": result.dry_run,
+    },
+    ResetResult: lambda result: {
+        "reset": list(result.schemas),
+        **_migrate_document(result.migrate),
+    },
+    NewResult: lambda result: {"created": result.path},
+    ConfigResult: lambda result: {"settings": [asdict(row) for row in result.settings]},
+}

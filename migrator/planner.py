@@ -13,6 +13,7 @@ from migrator.model import (
     Migration,
     Plan,
     RowStatus,
+    Scope,
     SqlFile,
     Step,
 )
@@ -59,14 +60,11 @@ def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[File
 def plan(
     files: Mapping[str, Sequence[SqlFile]],
     rows: Mapping[str, Sequence[JournalRow]],
-    *,
-    to: int | None = None,
-    allow_out_of_order: bool = False,
-    only: str | None = None,
-    force: bool = False,
+    scope: Scope = Scope(),
 ) -> list[Plan]:
     """One plan per schema, in the given order; refuses on drift or any bad pending file."""
-    target = select(files, only) if only is not None else None
+    to, only, force = scope.to, scope.only, scope.force
+    chosen_file = select(files, only) if only is not None else None
     drift: list[str] = []
     bad: list[str] = []
     plans = []
@@ -74,12 +72,15 @@ def plan(
         statuses = assess(schema, schema_files, rows.get(schema, ()))
         by_version = {file.version: file for file in schema_files}
         steps = []
+        left = []
         for status in statuses:
             file = by_version.get(status.version)
-            chosen = target is not None and file is target
-            if target is not None and not chosen:
+            chosen = chosen_file is not None and file is chosen_file
+            if chosen_file is not None and not chosen:
                 if status.state in (FileState.CHANGED, FileState.MISSING):
                     drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
+                elif status.state in _TO_RUN:
+                    left.append(status)
                 continue
             forced = chosen and status.state in _DONE_STATES
             if forced and not force:
@@ -87,12 +88,17 @@ def plan(
                     f"{status.path} is already applied",
                     hint="Add --force to run it again (it is recorded in the journal).",
                 )
-            tolerated = chosen or (status.state is FileState.OUT_OF_ORDER and allow_out_of_order)
+            tolerated = chosen or (
+                status.state is FileState.OUT_OF_ORDER and scope.allow_out_of_order
+            )
             if status.is_problem and not tolerated:
                 drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
                 continue
             runnable = status.state in _TO_RUN or forced
-            if not runnable or file is None or (to is not None and status.version > to):
+            if not runnable or file is None:
+                continue
+            if to is not None and status.version > to:
+                left.append(status)
                 continue
             try:
                 migration = sqlfile.parse(file)
@@ -104,7 +110,7 @@ def plan(
             if problem:
                 drift.append(problem)
             steps.append(Step(migration, done, forced))
-        plans.append(Plan(schema, tuple(steps)))
+        plans.append(Plan(schema, tuple(steps), tuple(left)))
     if bad:
         raise BadFile(bad, hint="Nothing was applied. Fix the files and run again.")
     if drift:

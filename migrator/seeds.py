@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from migrator import db, journal, sqlfile
+from migrator import db, seed_journal, sqlfile
 from migrator.discovery import display
+from migrator.engine import RETRY_DELAY, describe
 from migrator.errors import BadFile, ConfigError, SeedFailed
 from migrator.model import (
     ChunkKind,
@@ -27,12 +28,15 @@ from migrator.model import (
     SeedFile,
     SeedKind,
     SeedOutcome,
+    SeedPlanEntry,
     SeedRow,
     SeedState,
     SeedStatus,
     SqlFile,
 )
-from migrator.runner import describe
+
+if TYPE_CHECKING:
+    from migrator.settings import Settings
 
 SEED_NAME = re.compile(r"(\d+)_[^/\\]+\.(sql|py)")
 SEED_DIRECTIVES = frozenset({"always-run", "lock-timeout", "statement-timeout"})
@@ -118,18 +122,13 @@ class Process:
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
-    """How to seed."""
+class Choice:
+    """Which processes a seed run takes: just `only` (whatever their status), after cleaning
+    them (`clean`); and whether it goes on after a failure (`keep_going`)."""
 
-    table: str = "__seeds"
     only: tuple[str, ...] = ()
     clean: bool = False
     keep_going: bool = False
-    lock_wait: float = 60.0
-    lock_timeout: str = "10s"
-    statement_timeout: str = "0"
-    lock_retries: int = 3  # a process that hits lock_timeout runs again, as a whole, this often
-    retry_delay: float = 0.5  # seconds before the first retry; doubled for each next one
 
 
 def load(
@@ -242,57 +241,58 @@ def check_only(processes: Sequence[Process], only: Sequence[str]) -> None:
 
 
 def plan(
-    processes: Sequence[Process], rows: Mapping[str, SeedRow], options: Options
+    processes: Sequence[Process], rows: Mapping[str, SeedRow], choice: Choice
 ) -> tuple[list[Process], list[Process]]:
     """The processes to clean (last first) and to run (in order); the others are skipped."""
-    check_only(processes, options.only)
-    selected = [p for p in processes if not options.only or p.file.name in options.only]
-    to_clean = [p for p in reversed(selected) if options.clean and p.clean is not None]
+    check_only(processes, choice.only)
+    selected = [p for p in processes if not choice.only or p.file.name in choice.only]
+    to_clean = [p for p in reversed(selected) if choice.clean and p.clean is not None]
     cleaned = {p.file.name for p in to_clean}
     to_run = []
     for process in selected:
         row = rows.get(process.file.name)
         done = row is not None and row.status is SeedStatus.SUCCESS
-        if not done or options.only or process.always_run or process.file.name in cleaned:
+        if not done or choice.only or process.always_run or process.file.name in cleaned:
             to_run.append(process)
     return to_clean, to_run
 
 
 def describe_plan(
     to_clean: Sequence[Process], to_run: Sequence[Process]
-) -> list[tuple[str, str, str]]:
-    """(name, action, what runs) for a dry run or a confirmation."""
-    described = [(process.file.name, "clean", "") for process in to_clean]
+) -> tuple[SeedPlanEntry, ...]:
+    """What a seed run would clean and run, for a dry run or a confirmation."""
+    described = [SeedPlanEntry(process.file.name, "clean", "") for process in to_clean]
     for process in to_run:
         text = (
             process.file.text
             if process.file.kind is SeedKind.SQL
             else f"run(conn) in {process.file.path}"
         )
-        described.append((process.file.name, "run", text))
-    return described
+        described.append(SeedPlanEntry(process.file.name, "run", text))
+    return tuple(described)
 
 
 def seed(
     conn: db.Connection,
     processes: Sequence[Process],
     hooks: Mapping[str, Callable[..., Any]],
-    options: Options,
+    settings: Settings,
+    choice: Choice,
     reporter: Reporter,
-    confirm: Callable[[list[Process], list[Process]], None] = lambda clean, run: None,
+    confirm: Callable[[tuple[SeedPlanEntry, ...]], None] = lambda plan: None,
 ) -> list[SeedOutcome]:
     """Under the advisory lock: the optional clean phase, then every process due, in order."""
-    with db.advisory_lock(conn, options.lock_wait, reporter.lock_waiting):
-        rows = journal.read_seeds(conn, options.table)
-        to_clean, to_run = plan(processes, rows or {}, options)
+    with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
+        rows = seed_journal.read(conn, settings.seeds_table)
+        to_clean, to_run = plan(processes, rows or {}, choice)
         if to_clean or to_run:
-            confirm(to_clean, to_run)
+            confirm(describe_plan(to_clean, to_run))
         if rows is None and (to_clean or to_run):  # nothing due: write nothing, not even this
-            journal.ensure_seeds(conn, options.table)
+            seed_journal.ensure(conn, settings.seeds_table)
         outcomes: list[SeedOutcome] = []
-        if options.clean:
+        if choice.clean:
             _hook(conn, hooks, "before_cleanup")
-            outcomes.extend(_clean(conn, process, options, reporter) for process in to_clean)
+            outcomes.extend(_clean(conn, process, settings, reporter) for process in to_clean)
             _hook(conn, hooks, "after_cleanup")
         due = {process.file.name for process in to_run}
         if due or to_clean:  # with nothing due, nothing runs: no hooks either
@@ -300,18 +300,18 @@ def seed(
         failures: list[SeedOutcome] = []
         for process in processes:
             if process.file.name not in due:
-                if not options.only or process.file.name in options.only:
+                if not choice.only or process.file.name in choice.only:
                     outcome = SeedOutcome(process.file.name, "skipped")
                     reporter.seed_done(outcome)
                     outcomes.append(outcome)
                 continue
-            outcome = _run(conn, process, options, reporter)
+            outcome = _run(conn, process, settings, reporter)
             reporter.seed_done(outcome)
             outcomes.append(outcome)
             if outcome.action == "failed":
                 failures.append(outcome)
                 _hook(conn, hooks, "on_error", process.file.name, outcome.error)
-                if not options.keep_going:
+                if not choice.keep_going:
                     break
             else:
                 _hook(conn, hooks, "on_success", process.file.name)
@@ -332,30 +332,28 @@ def _ms_since(started: float) -> int:
 
 
 def _run(
-    conn: db.Connection,
-    process: Process,
-    options: Options,
-    reporter: Reporter,
+    conn: db.Connection, process: Process, settings: Settings, reporter: Reporter
 ) -> SeedOutcome:
     """Run a process in a transaction whose commit records SUCCESS; on error record FAIL.
 
     A process that hits lock_timeout (55P03) was rolled back whole, so it runs again, up to
     lock_retries times with a doubling delay, before it fails naming the blocking session."""
-    lock_timeout, statement_timeout = options.lock_timeout, options.statement_timeout
+    lock_timeout, statement_timeout = settings.lock_timeout, settings.statement_timeout
     if process.migration is not None:
         lock_timeout = process.migration.lock_timeout or lock_timeout
         statement_timeout = process.migration.statement_timeout or statement_timeout
     db.reset_session(conn, "public", lock_timeout, statement_timeout)
     started = time.monotonic()
     name = process.file.name
+    reporter.seed_started(name)
     attempt = 0
     while True:
         try:
             with conn.transaction():
                 process.run(conn)
-                journal.record_seed(
+                seed_journal.record(
                     conn,
-                    options.table,
+                    settings.seeds_table,
                     process.file,
                     SeedStatus.SUCCESS,
                     always_run=process.always_run,
@@ -367,18 +365,18 @@ def _run(
             if conn.broken:
                 raise db.connection_lost(f"seed process {name}", cause or exc) from exc
             timed_out = isinstance(cause, pg_errors.LockNotAvailable)
-            if not timed_out or attempt == options.lock_retries:
+            if not timed_out or attempt == settings.lock_retries:
                 error = _describe(exc, process)
                 if timed_out:
                     error = _blocked(conn, error, attempt)
                 break
         attempt += 1
-        delay = options.retry_delay * 2 ** (attempt - 1)
+        delay = RETRY_DELAY * 2 ** (attempt - 1)
         reporter.seed_retry(name, attempt, delay)
         time.sleep(delay)
-    journal.record_seed(
+    seed_journal.record(
         conn,
-        options.table,
+        settings.seeds_table,
         process.file,
         SeedStatus.FAIL,
         always_run=process.always_run,
@@ -416,15 +414,16 @@ def _describe(exc: Exception, process: Process) -> str:
 
 
 def _clean(
-    conn: db.Connection, process: Process, options: Options, reporter: Reporter
+    conn: db.Connection, process: Process, settings: Settings, reporter: Reporter
 ) -> SeedOutcome:
     assert process.clean is not None
-    db.reset_session(conn, "public", options.lock_timeout, options.statement_timeout)
+    db.reset_session(conn, "public", settings.lock_timeout, settings.statement_timeout)
+    reporter.seed_started(process.file.name)
     started = time.monotonic()
     try:
         with conn.transaction():
             process.clean(conn)
-            journal.forget_seed(conn, options.table, process.file.name)
+            seed_journal.forget(conn, settings.seeds_table, process.file.name)
     except Exception as exc:  # a clean function may raise anything
         error = _describe(exc, process)
         raise SeedFailed(f"cleaning {process.file.name} failed: {error}") from None

@@ -1,240 +1,315 @@
-"""Settings from flags, MIGRATOR_* variables, dotenv-flow files, [tool.migrator] and defaults.
-
-A small stdlib loader rather than pydantic-settings: importing pydantic costs about 64 ms,
-which is most of what an up-to-date `migrate` may spend beyond connecting (see
-docs/performance.md). The sources and their order are the same.
-"""
+"""One pydantic-settings model: flags, then MIGRATOR_* variables, dotenv-flow files, pyproject."""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+)
 
 from migrator.errors import ConfigError
 
-ENVIRONMENTS = ("development", "staging", "production")
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+Environment = Literal["development", "staging", "production"]
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 PREFIX = "MIGRATOR_"
+PYPROJECT = "pyproject.toml [tool.migrator]"
+URL_VARIABLES = ("MIGRATOR_DATABASE_URL", "DATABASE_URL")
+# libpq reads these when no URL is given (any of them counts as "a connection is configured"),
+# each as a conninfo keyword: what explain shows for them.
+_KEYWORDS = {
+    "PGHOST": "host",
+    "PGHOSTADDR": "hostaddr",
+    "PGPORT": "port",
+    "PGDATABASE": "dbname",
+    "PGUSER": "user",
+    "PGSERVICE": "service",
+}
+LIBPQ_VARIABLES = tuple(_KEYWORDS)
 _DURATION = re.compile(r"[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?")
-# libpq reads these when no URL is given; any of them counts as "a connection is configured".
-LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+# How each setting with a rule must look; error messages never repeat the value itself.
+_MUST = {
+    "env": f"must be one of {', '.join(ENVIRONMENTS)}",
+    "lock_timeout": "must be a duration such as 10s, 500ms or 5min",
+    "statement_timeout": "must be a duration such as 10s, 500ms or 5min",
+    "lock_retries": "must be a whole number, 0 or more",
+    "lock_wait": "must be 0 or more seconds",
+    "wait_for_db": "must be 0 or more seconds",
+    "require_run_mode": "must be true or false",
+}
+# pydantic's error types for text that is not a number at all: that is "not valid", not a rule.
+_NOT_A_NUMBER = {"int_parsing", "float_parsing"}
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Every setting; each is read from MIGRATOR_<NAME> unless given as a flag."""
+class Settings(BaseSettings):
+    """Every setting; each NAME is read from MIGRATOR_NAME unless given as a flag."""
 
-    database_url: str | None = None
-    env: str = "development"
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_prefix=PREFIX,
+        extra="forbid",  # an unknown key in [tool.migrator] is an error, not silently unused
+        validate_by_name=True,  # database_url= as a keyword, besides its two variables
+        dotenv_filtering="only_existing",  # an unknown MIGRATOR_* in .env is ignored, as in env
+        pyproject_toml_table_header=("tool", "migrator"),
+    )
+
+    database_url: SecretStr | None = Field(None, validation_alias=AliasChoices(*URL_VARIABLES))
+    env: Environment = "development"
     sql_dir: Path = Path("sql")
     seeds_dir: Path = Path("seeds")
-    schemas: tuple[str, ...] = ()
+    # "sale, public" in a variable (not JSON), a list in pyproject.toml.
+    schemas: Annotated[tuple[str, ...], NoDecode] = ()
     journal_table: str = "__migrations"
     seeds_table: str = "__seeds"
     lock_timeout: str = "10s"
     statement_timeout: str = "0"
-    lock_retries: int = 3
-    lock_wait: float = 60.0
+    lock_retries: int = Field(3, ge=0)
+    lock_wait: float = Field(60.0, ge=0)
     embedded_dir: Path = Path(".migrator")
     require_run_mode: bool = False
-    wait_for_db: float = 0.0
+    wait_for_db: float = Field(0.0, ge=0)
 
-    def __repr__(self) -> str:
-        return "Settings(...)"  # never the database URL, which may hold a password
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return value.split(",") if isinstance(value, str) else value
 
+    @field_validator("schemas")
+    @classmethod
+    def _without_blanks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name.strip() for name in value if name.strip())
 
-NAMES = tuple(field.name for field in fields(Settings))
-# The variables each setting is read from, first found wins.
-_VARIABLES: dict[str, tuple[str, ...]] = {name: (PREFIX + name.upper(),) for name in NAMES}
-_VARIABLES["database_url"] = ("MIGRATOR_DATABASE_URL", "DATABASE_URL")
+    @field_validator("lock_timeout", "statement_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object, info: ValidationInfo) -> str:
+        text = str(value).strip()  # str(): a TOML number of milliseconds is a duration too
+        if not _DURATION.fullmatch(text):
+            raise ValueError(_MUST[str(info.field_name)])
+        return text
 
-
-def _convert(name: str, value: Any) -> Any:
-    """A raw value (text from a variable or file, or a TOML value) as the setting's type."""
-    if name == "database_url":
-        return str(value) if value not in (None, "") else None
-    if name in ("sql_dir", "seeds_dir", "embedded_dir"):
-        return Path(str(value))
-    if name == "schemas":
-        names = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(item).strip() for item in names if str(item).strip())
-    if name == "env":
-        if str(value) not in ENVIRONMENTS:
-            raise ValueError(f"must be one of {', '.join(ENVIRONMENTS)}")
-        return str(value)
-    if name in ("lock_timeout", "statement_timeout"):
-        if not _DURATION.fullmatch(str(value).strip()):
-            raise ValueError("must be a duration such as 10s, 500ms or 5min")
-        return str(value).strip()
-    if name == "lock_retries":
-        number = int(str(value).strip()) if not isinstance(value, bool) else None
-        if number is None or number < 0:
-            raise ValueError("must be a whole number, 0 or more")
-        return number
-    if name in ("lock_wait", "wait_for_db"):
-        seconds = float(str(value).strip())
-        if seconds < 0:
-            raise ValueError("must be 0 or more seconds")
-        return seconds
-    if name == "require_run_mode":
-        if isinstance(value, bool):
-            return value
-        if str(value).strip().lower() not in _TRUE | _FALSE:
-            raise ValueError("must be true or false")
-        return str(value).strip().lower() in _TRUE
-    return str(value)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Our own sources replace the given ones: each dotenv file is a source of its own (so
+        # `migrator config` can name it) and an empty database URL counts as unset.
+        flags = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        return tuple(source for _, source in _layers(settings_cls, flags))
 
 
-def dotenv_files(env: str) -> tuple[str, ...]:
-    """dotenv-flow's files for an environment, least specific first (later files win)."""
-    return (".env", ".env.local", f".env.{env}", f".env.{env}.local")
+NAMES = tuple(Settings.model_fields)
+# Sources key the URL by its variable's name; every other key is the setting's own name.
+_SETTING_OF = dict.fromkeys(URL_VARIABLES, "database_url")
+_V = TypeVar("_V")
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a dotenv file ({} when absent): comments, export and quotes allowed."""
+def _set(values: Mapping[str, _V | None]) -> dict[str, _V]:
+    """The values that are set: None never is (a flag not given), nor an empty database URL
+    (CI often passes MIGRATOR_DATABASE_URL empty when DATABASE_URL is the one meant)."""
+    return {
+        key: value
+        for key, value in values.items()
+        if value is not None and (value != "" or key.upper() not in URL_VARIABLES)
+    }
+
+
+def _ours(variables: Mapping[str, str | None]) -> dict[str, str]:
+    """The MIGRATOR_* variables and DATABASE_URL that are set: nothing else is ever read."""
+    return {
+        name: value
+        for name, value in _set(variables).items()
+        if name.upper().startswith(PREFIX) or name.upper() in URL_VARIABLES
+    }
+
+
+class _Environment(EnvSettingsSource):
+    """The process's environment, of which only our variables are kept."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return _ours(super()._load_env_vars())
+
+    def __call__(self) -> dict[str, Any]:
+        return super().__call__() if self.env_vars else {}  # no per-setting look-ups for nothing
+
+
+class _DotenvFile(DotEnvSettingsSource):
+    """One dotenv-flow file in the working folder, read by python-dotenv ({} when absent)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], file: str) -> None:
+        super().__init__(settings_cls, env_file=file, env_file_encoding="utf-8")
+
+    def _read_env_file(self, file_path: Path) -> Mapping[str, str | None]:
+        try:
+            return _ours(super()._read_env_file(file_path))
+        except OSError as exc:
+            raise ConfigError(f"{file_path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{file_path}: cannot read it (not UTF-8: {exc.reason})") from None
+
+    def __call__(self) -> dict[str, Any]:
+        return super().__call__() if self.env_vars else {}  # most of the files are absent
+
+
+class _Pyproject(PyprojectTomlConfigSettingsSource):
+    """The [tool.migrator] table of ./pyproject.toml ({} when there is none)."""
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            return super()._read_file(file_path)
+        except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+            raise ConfigError(f"pyproject.toml: cannot read it ({exc})") from None
+
+    def __call__(self) -> dict[str, Any]:
+        return _set(super().__call__())
+
+
+def _layers(
+    settings_cls: type[BaseSettings], flags: Mapping[str, Any]
+) -> list[tuple[str, PydanticBaseSettingsSource]]:
+    """Every source with its label, most important first; the environment's name, from the
+    first source that gives one, picks the dotenv-flow files."""
+    init = InitSettingsSource(settings_cls, _set(flags))
+    environment = _Environment(settings_cls)
+    general = [(file, _DotenvFile(settings_cls, file)) for file in (".env.local", ".env")]
+    pyproject = _Pyproject(settings_cls)
+    variable = f"{PREFIX}env".lower()  # as pydantic-settings keys variables (case_sensitive=False)
+    named = (
+        init.init_kwargs.get("env"),
+        environment.env_vars.get(variable),
+        *(source.env_vars.get(variable) for _, source in general),
+        pyproject.init_kwargs.get("env"),
+    )
+    env = str(next((name for name in named if name is not None), "development"))
+    # An unknown name is reported by validation; it must not pick files meanwhile.
+    specific = [f".env.{env}.local", f".env.{env}"] if env in ENVIRONMENTS else []
+    return [
+        ("flag", init),
+        ("environment", environment),
+        *((file, _DotenvFile(settings_cls, file)) for file in specific),
+        *general,
+        (PYPROJECT, pyproject),
+    ]
+
+
+def _origins(layers: list[tuple[str, PydanticBaseSettingsSource]]) -> dict[str, str]:
+    """The label of the source each setting (or unknown key) came from: the first that has it."""
+    origins: dict[str, str] = {}
+    for label, source in layers:
+        for key in source():
+            origins.setdefault(_SETTING_OF.get(key, key), label)
+    return origins
+
+
+def _build(layers: list[tuple[str, PydanticBaseSettingsSource]], flags: dict[str, Any]) -> Settings:
+    """The settings from sources already read (explain also asks them for their labels)."""
+    sources = tuple(source for _, source in layers)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
-    return values
+        # A parameter of BaseSettings.__init__ that mypy does not see (it sees only the fields).
+        return Settings(_build_sources=(sources, flags))  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise _invalid(error, _origins(layers)) from None
 
 
-def read_pyproject(path: Path = Path("pyproject.toml")) -> dict[str, Any]:
-    """The [tool.migrator] table ({} when there is none); ConfigError for unknown keys."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from None
-    import tomllib  # only when there is a pyproject.toml: start-up time counts
-
-    try:
-        with handle:
-            table = tomllib.load(handle).get("tool", {}).get("migrator", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from None
-    unknown = [key for key in table if key not in NAMES]
+def _invalid(error: ValidationError, origins: dict[str, str]) -> ConfigError:
+    """One error naming every bad setting and its source, never its value."""
+    unknown: dict[str, list[str]] = {}
+    problems: dict[str, str] = {}
+    for detail in error.errors(include_url=False, include_input=False):
+        key = str(detail["loc"][0]) if detail["loc"] else ""
+        name = _SETTING_OF.get(key, key)
+        source = origins.get(name, "default")
+        if detail["type"] == "extra_forbidden":
+            unknown.setdefault(source, []).append(name)
+        elif name not in problems:
+            rule = detail["type"] not in _NOT_A_NUMBER and name in _MUST
+            problems[name] = f"{name}: {_MUST[name] if rule else 'is not valid'} (from {source})"
     if unknown:
-        raise ConfigError(
-            f"{path} [tool.migrator]: unknown setting {', '.join(sorted(unknown))}",
+        return ConfigError(
+            "; ".join(
+                f"unknown setting {', '.join(keys)} (from {source})"
+                for source, keys in unknown.items()
+            ),
             hint=f"Settings: {', '.join(NAMES)}.",
         )
-    return dict(table)
-
-
-@dataclass(frozen=True, slots=True)
-class _Layer:
-    label: str
-    values: dict[str, Any]  # setting name -> raw value
-
-
-def _variables(label: str, source: dict[str, str]) -> _Layer:
-    found = {}
-    for name, variables in _VARIABLES.items():
-        for variable in variables:
-            if variable in source:
-                found[name] = source[variable]
-                break
-    return _Layer(label, found)
-
-
-def _layers(flags: dict[str, Any], environ: dict[str, str]) -> list[_Layer]:
-    """Every source, most important first; the environment's name picks the dotenv files."""
-    top = [_Layer("flag", flags), _variables("environment", environ)]
-    general = [_dotenv(file) for file in reversed(dotenv_files("")[:2])]
-    pyproject = _Layer("pyproject.toml [tool.migrator]", read_pyproject())
-    named = (layer.values["env"] for layer in [*top, *general, pyproject] if "env" in layer.values)
-    env = str(next(named, "development"))
-    return [*top, *(_dotenv(file) for file in reversed(dotenv_files(env))), pyproject]
-
-
-def _dotenv(file: str) -> _Layer:
-    return _variables(file, read_dotenv(Path(file)))
-
-
-def _resolve(flags: dict[str, Any]) -> tuple[Settings, dict[str, str]]:
-    given = {name: value for name, value in flags.items() if value is not None}
-    unknown = [name for name in given if name not in NAMES]
-    if unknown:
-        raise ConfigError(f"unknown setting {', '.join(unknown)}")
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    problems = []
-    for layer in _layers(given, dict(os.environ)):
-        for name, raw in layer.values.items():
-            if name in values:
-                continue
-            try:
-                values[name] = _convert(name, raw)
-            except (TypeError, ValueError) as exc:
-                message = str(exc) if "must" in str(exc) else "is not valid"
-                problems.append(f"{name}: {message} (from {layer.label})")
-                continue
-            sources[name] = layer.label
-    if problems:
-        raise ConfigError(
-            "invalid settings: " + "; ".join(problems),
-            hint="Each setting NAME is read from MIGRATOR_NAME (see the README).",
-        )
-    return Settings(**values), sources
+    return ConfigError(
+        "invalid settings: " + "; ".join(problems.values()),
+        hint="Each setting NAME is read from MIGRATOR_NAME (see the README).",
+    )
 
 
 def load(**flags: Any) -> Settings:
-    """Settings with the given flags on top; ConfigError names each bad setting, never values."""
-    return _resolve(flags)[0]
+    """Settings with the given flags on top (None: not given); ConfigError names each bad setting
+    and its source, never the value."""
+    return _build(_layers(Settings, flags), flags)
 
 
 def explain(**flags: Any) -> list[tuple[str, str, str]]:
     """(setting, value, where it came from) for every setting; the password masked."""
-    from migrator.db import mask
+    from migrator.db import mask  # psycopg: only `migrator config` needs it here
 
-    settings, sources = _resolve(flags)
+    layers = _layers(Settings, flags)
+    settings = _build(layers, flags)
+    origins = _origins(layers)
     rows = []
     for name in NAMES:
-        value = getattr(settings, name)
-        if name == "database_url" and value:
-            shown = mask(value)
+        value, source = getattr(settings, name), origins.get(name, "default")
+        if isinstance(value, SecretStr):
+            shown = mask(value.get_secret_value())
+        elif name == "database_url" and (libpq := _libpq(os.environ)):
+            shown = " ".join(f"{_KEYWORDS[variable]}={text}" for variable, text in libpq.items())
+            source = f"libpq {', '.join(libpq)}"
         elif isinstance(value, tuple):
             shown = ",".join(value)
         else:
             shown = "" if value is None else str(value)
-        rows.append((name, shown, sources.get(name, "default")))
+        rows.append((name, shown, source))
     return rows
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Conninfo:
     """Where to connect: a conninfo string ("" lets libpq read PG* variables)."""
 
-    conninfo: str
+    text: str
     source: str  # which setting named it, for messages
 
 
-def target(settings: Settings, environ: dict[str, str] | None = None) -> Target | None:
+def conninfo(settings: Settings, environ: Mapping[str, str] | None = None) -> Conninfo | None:
     """The configured connection, or None when nothing names one."""
-    environ = dict(os.environ) if environ is None else environ
-    if settings.database_url:
-        return Target(settings.database_url, "database_url")
-    named = [name for name in LIBPQ_VARIABLES if environ.get(name)]
-    if named:
-        return Target("", ", ".join(named))
-    return None
+    if settings.database_url is not None and (url := settings.database_url.get_secret_value()):
+        return Conninfo(url, "database_url")
+    named = _libpq(os.environ if environ is None else environ)
+    return Conninfo("", ", ".join(named)) if named else None
+
+
+def _libpq(environ: Mapping[str, str]) -> dict[str, str]:
+    """The PG* variables that are set, in LIBPQ_VARIABLES order (never PGPASSWORD)."""
+    return {name: environ[name] for name in LIBPQ_VARIABLES if environ.get(name)}

@@ -595,7 +595,7 @@ def test_lock_timeout_inside_a_batch_retries_from_the_blocked_chunk(
 
 
 def test_a_file_of_many_chunks_goes_in_several_batches(database: Database, tmp_path: Path) -> None:
-    from migrator import runner
+    from migrator import batch as runner
 
     count = runner.BATCH_CHUNKS * 2 + 7
     statements = ["CREATE TABLE n (i int PRIMARY KEY)"]

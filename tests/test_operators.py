@@ -508,7 +508,7 @@ STATUS_KEYS = {
     "detail",
 }
 STEP_KEYS = {"schema", "version", "path", "mode", "resume_at_chunk", "forced", "chunks"}
-APPLIED_KEYS = {"schema", "path", "chunks_run", "chunks_total", "duration_ms", "resumed_at"}
+APPLIED_KEYS = {"schema", "version", "name", "path", "chunks_run", "chunks_total", "duration_ms"}
 
 
 def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
@@ -529,7 +529,15 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     doc = document(status)
     assert [(m["path"], m["state"]) for m in doc["migrations"]] == [(first, "pending")]
     assert [(s["name"], s["state"]) for s in doc["seeds"]] == [("1_s", "pending")]
-    assert set(doc) == {"target", "migrations", "seeds", "exit_code"}
+    assert set(doc) == {
+        "target",
+        "migrations",
+        "seeds",
+        "drift",
+        "notices",
+        "messages",
+        "exit_code",
+    }
     assert set(doc["migrations"][0]) == STATUS_KEYS
     assert set(doc["seeds"][0]) == {"name", "path", "state", "runs", "finished_at", "detail"}
 
@@ -565,7 +573,12 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     assert database.query("SELECT id FROM s") == [(1,)]
 
     new = cli("--json", "new", "public", "add y", url=url)
-    assert document(new) == {"created": "sql/public/0002_add_y.sql", "exit_code": 0}
+    assert document(new) == {
+        "created": "sql/public/0002_add_y.sql",
+        "notices": [],
+        "messages": [],
+        "exit_code": 0,
+    }
     assert (tmp_path / "sql/public/0002_add_y.sql").is_file()
     write(tmp_path, {"sql/public/0002_add_y.sql": "CREATE TABLE y (id int);\n"})
 
@@ -944,7 +957,8 @@ def test_config_masks_the_password_and_dotenv_flow_selects_the_files(tmp_path: P
     assert rows["lock_retries"] == ["9", ".env.staging"]
     assert rows["lock_wait"] == ["7.0", ".env"]
     loaded = settings.load()
-    assert loaded.database_url == f"postgresql://u:{PASSWORD}@h/db"
+    assert loaded.database_url is not None
+    assert loaded.database_url.get_secret_value() == f"postgresql://u:{PASSWORD}@h/db"
     assert (loaded.env, loaded.lock_retries) == ("staging", 9)
 
     # MIGRATOR_DATABASE_URL wins over DATABASE_URL; a flag wins over both.

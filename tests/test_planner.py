@@ -1,15 +1,13 @@
-"""The pure planner and settings: table-driven, no database."""
+"""The pure planner: table-driven, no database."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from migrator import planner, settings, sqlfile
+from migrator import planner, sqlfile
 from migrator.db import mask
-from migrator.errors import BadFile, ConfigError, DriftError
-from migrator.model import Chunk, FileState, JournalRow, RowStatus, SqlFile
+from migrator.errors import BadFile, DriftError
+from migrator.model import Chunk, FileState, JournalRow, RowStatus, Scope, SqlFile
 
 MARK = "\n--> statement-breakpoint\n"
 
@@ -90,8 +88,9 @@ def test_plan_takes_pending_and_resumes_failed_files_in_version_order() -> None:
 
 
 def test_plan_stops_at_to() -> None:
-    plans = planner.plan({"public": [ONE, TWO, THREE]}, {}, to=2)
+    plans = planner.plan({"public": [ONE, TWO, THREE]}, {}, Scope(to=2))
     assert [step.migration.file.version for step in plans[0].steps] == [1, 2]
+    assert [status.version for status in plans[0].left] == [3]  # left pending, and said so
 
 
 def test_plan_refuses_drift_in_any_schema_naming_every_offender() -> None:
@@ -109,7 +108,9 @@ def test_plan_refuses_drift_in_any_schema_naming_every_offender() -> None:
 
 def test_out_of_order_is_allowed_on_request() -> None:
     plans = planner.plan(
-        {"public": [ONE, TWO, THREE]}, {"public": [row(ONE), row(THREE)]}, allow_out_of_order=True
+        {"public": [ONE, TWO, THREE]},
+        {"public": [row(ONE), row(THREE)]},
+        Scope(allow_out_of_order=True),
     )
     assert [step.migration.file.version for step in plans[0].steps] == [2]
 
@@ -150,35 +151,6 @@ def test_mask_never_shows_the_password(conninfo: str, shown: str) -> None:
     assert mask(conninfo) == shown
 
 
-@pytest.mark.parametrize(
-    ("environ", "conninfo"),
-    [
-        (
-            {"MIGRATOR_DATABASE_URL": "postgresql://a/x", "DATABASE_URL": "postgresql://b/y"},
-            "postgresql://a/x",
-        ),
-        ({"DATABASE_URL": "postgresql://b/y"}, "postgresql://b/y"),
-        ({"PGHOST": "db"}, ""),
-        ({}, None),
-    ],
-)
-def test_connection_target_precedence(
-    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], conninfo: str | None
-) -> None:
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    found = settings.target(settings.load(), environ)
-    assert (found.conninfo if found else None) == conninfo
-
-
-def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MIGRATOR_SQL_DIR", "from_env")
-    monkeypatch.setenv("MIGRATOR_SCHEMAS", "sale, public")
-    loaded = settings.load(sql_dir="from_flag")
-    assert str(loaded.sql_dir) == "from_flag"
-    assert loaded.schemas == ("sale", "public")
-
-
 def test_schema_order_puts_configured_then_public_then_names() -> None:
     from migrator.discovery import schema_order
 
@@ -197,37 +169,6 @@ def test_file_state_problem_flags() -> None:
         FileState.MISSING,
         FileState.OUT_OF_ORDER,
     }
-
-
-def test_an_unknown_pyproject_setting_is_named(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[tool.migrator]\nsql_dirs = "db"\n')
-    with pytest.raises(ConfigError) as caught:
-        settings.load()
-    assert "unknown setting sql_dirs" in caught.value.message
-
-
-def test_dotenv_files_take_export_quotes_and_comments(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(
-        "# comment\nexport MIGRATOR_SQL_DIR='db/sql'\nMIGRATOR_LOCK_WAIT=5 # seconds\n"
-        'MIGRATOR_SCHEMAS="sale, public"\nMIGRATOR_REQUIRE_RUN_MODE=yes\n'
-    )
-    loaded = settings.load()
-    assert str(loaded.sql_dir) == "db/sql"
-    assert loaded.lock_wait == 5.0
-    assert loaded.schemas == ("sale", "public")
-    assert loaded.require_run_mode is True
-
-
-def test_bad_values_are_named_with_their_source_but_never_shown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("MIGRATOR_LOCK_WAIT", "soon-secret")
-    monkeypatch.setenv("MIGRATOR_ENV", "prod")
-    with pytest.raises(ConfigError) as caught:
-        settings.load()
-    assert "lock_wait: is not valid (from environment)" in caught.value.message
-    assert "env: must be one of development, staging, production" in caught.value.message
-    assert "soon-secret" not in caught.value.message
 
 
 def _chunks(*statements: str) -> tuple[Chunk, ...]:
@@ -251,6 +192,6 @@ BIG = "SELECT '" + "x" * (3 << 20) + "'"  # 3 Mi characters: two do not fit one 
     ],
 )
 def test_batch_bounds(statements: list[str], position: int, server_version: int, end: int) -> None:
-    from migrator.runner import batch_end
+    from migrator.batch import end as batch_end
 
     assert batch_end(_chunks(*statements), position, server_version) == end

@@ -1,4 +1,4 @@
-"""The pure migration-file module: names, bytes, directives, the splitter and its classifier."""
+"""The pure file rules (migrator.sqlfile) and the lexer beneath them (migrator.lexer)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pglast.parser import scan
 
 from migrator.errors import BadFile
+from migrator.lexer import MARKER, LexError, split
 from migrator.model import ChunkKind, Migration, SqlFile, TxMode
 from migrator.sqlfile import (
-    MARKER,
     Directives,
     excerpt,
     line_column,
@@ -25,7 +25,6 @@ from migrator.sqlfile import (
     read,
     read_directives,
     sha256,
-    split,
 )
 
 NAME = "0001_x.sql"
@@ -187,7 +186,7 @@ def test_a_nul_byte_is_refused_with_line_and_column(data: bytes, where: str) -> 
     assert info.value.problems == [f"{PATH}:{where}: NUL byte (PostgreSQL cannot take it)"]
 
 
-# --- 3. splitting -------------------------------------------------------------------------
+# --- 3. splitting: chunks (sqlfile.parse) and pieces (lexer.split) ------------------------
 
 
 @pytest.mark.parametrize(
@@ -303,8 +302,7 @@ def test_markers_split_the_file_into_chunks(text: str, sqls: list[str]) -> None:
     ],
 )
 def test_marker_text_that_is_not_a_marker_does_not_split(text: str) -> None:
-    chunks = migration(text).chunks
-    assert [chunk.sql for chunk in chunks] == [text]
+    assert [text[p.start : p.end] for p in split(text)] == [text]
 
 
 def test_a_file_without_markers_is_one_chunk() -> None:
@@ -440,7 +438,7 @@ def test_statements_know_their_start_and_top_level_words() -> None:
     assert (piece.start, piece.end) == (0, len(text))
 
 
-@pytest.mark.parametrize(
+UNTERMINATED = pytest.mark.parametrize(
     ("text", "where", "what"),
     [
         pytest.param("select 1;\nselect 'abc;\n", "2:8", "unterminated string literal", id="quote"),
@@ -468,6 +466,19 @@ def test_statements_know_their_start_and_top_level_words() -> None:
         ),
     ],
 )
+
+
+@UNTERMINATED
+def test_split_raises_lex_error_where_an_unterminated_literal_or_comment_opens(
+    text: str, where: str, what: str
+) -> None:
+    with pytest.raises(LexError) as info:
+        split(text)
+    line, column = line_column(text, info.value.offset)
+    assert (f"{line}:{column}", str(info.value)) == (where, what)
+
+
+@UNTERMINATED
 def test_an_unterminated_literal_or_comment_is_refused_with_line_and_column(
     text: str, where: str, what: str
 ) -> None:
@@ -958,7 +969,7 @@ def test_excerpt_numbers_lines_and_marks_the_one_asked(
     assert excerpt(text, line, around=around) == expected
 
 
-# --- 7. properties ------------------------------------------------------------------------
+# --- 7. properties of lexer.split, cross-checked with PostgreSQL's scanner ----------------
 
 # Text that literals and comments may hold: the marker, semicolons, quotes of every kind.
 _ATOMS = (

@@ -1,0 +1,662 @@
+"""The command layer and public Python API: one function per command, each taking the settings
+(a Settings object, or its fields as keyword arguments) and a reporter, returning a result."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from migrator.errors import BadFile, ConfigError, DriftError
+from migrator.model import (
+    Adopted,
+    AdoptResult,
+    BaselineResult,
+    ConfigResult,
+    Drift,
+    FileOutcome,
+    FileState,
+    FileStatus,
+    MigrateResult,
+    Migration,
+    NewResult,
+    Plan,
+    Repair,
+    RepairResult,
+    Reporter,
+    ResetResult,
+    Scope,
+    SeedPlanEntry,
+    SeedResult,
+    SettingRow,
+    SilentReporter,
+    SqlFile,
+    StatusResult,
+    TxMode,
+    ValidateResult,
+)
+
+if TYPE_CHECKING:
+    from migrator.db import Connection
+    from migrator.drizzle import DrizzleRow
+    from migrator.journal import Journal
+    from migrator.settings import Settings
+
+Files = Mapping[str, Sequence[SqlFile]]
+
+
+def migrate(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    to: int | None = None,
+    only: str | None = None,
+    force: bool = False,
+    allow_out_of_order: bool = False,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    **values: Any,
+) -> MigrateResult:
+    """Apply every pending migration of the selected schemas (all by default), resuming failed
+    ones; MigrationFailed carries what this run applied before the failure. `dry_run` plans
+    and changes nothing; `confirm` names the database in production."""
+    from migrator import engine
+
+    settings, reporter = _setup(settings, reporter, values)
+    if force and only is None:
+        raise ConfigError("--force goes with --only: name the migration to run again")
+    scope = Scope(to, only, force, allow_out_of_order)
+    files = _files(settings, select)
+    unlisted = _warn_unlisted(settings, reporter, files)
+    if not dry_run:
+        _writing(settings)
+    with _session(settings, reporter) as conn:
+        target = _target(conn)
+        started = time.monotonic()
+        if dry_run:
+            journals = engine.read_journals(conn, files, settings.journal_table)
+            plans = engine.plan(files, journals, scope)
+            return _migrated(target, files, plans, [], unlisted, 0, dry_run=True)
+
+        def check(plans: list[Plan]) -> None:
+            preview = _migrated("", files, plans, [], (), 0, dry_run=True)
+            _confirm(settings, conn, reporter, confirm, preview)
+
+        plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
+    return _migrated(target, files, plans, outcomes, unlisted, _ms_since(started))
+
+
+def status(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    **values: Any,
+) -> StatusResult:
+    """Every migration file and journal row of the selected schemas with its state, the drift
+    diffs, and (with no schema selected) every seed process; reads, never locks or writes."""
+    from migrator import seed_journal, seeds
+
+    settings, reporter = _setup(settings, reporter, values)
+    files = _files(settings, select)
+    seed_files = [] if select else seeds.discover(settings.seeds_dir)
+    with _session(settings, reporter) as conn:
+        statuses = _assess(conn, files, settings.journal_table)
+        statuses += _unlisted_statuses(settings, files)
+        drift = _drift(conn, settings, statuses, files)
+        seed_rows = {} if select else seed_journal.read(conn, settings.seeds_table) or {}
+        seed_states = seeds.assess(seed_files, seed_rows)
+        return StatusResult(_target(conn), tuple(statuses), tuple(seed_states), tuple(drift))
+
+
+def validate(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    **values: Any,
+) -> ValidateResult:
+    """Every file parses and the applied ones match the journal; BadFile or DriftError (after
+    reporting each diff) otherwise."""
+    from migrator import planner, sqlfile
+
+    settings, reporter = _setup(settings, reporter, values)
+    files = _files(settings, select)
+    unlisted = _warn_unlisted(settings, reporter, files)
+    problems: list[str] = []
+    parsed: dict[str, Migration] = {}
+    for file in (file for found in files.values() for file in found):
+        try:
+            parsed[file.path] = sqlfile.parse(file)
+        except BadFile as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise BadFile(problems)
+    with _session(settings, reporter) as conn:
+        statuses = _assess(conn, files, settings.journal_table)
+        for drift in _drift(conn, settings, statuses, files):
+            reporter.drift(drift)
+    found = [f"{s.path or s.name}: {s.detail}" for s in statuses if s.is_problem]
+    # A failed or interrupted file whose done chunks were edited cannot resume: drift too.
+    found.extend(
+        problem
+        for s in statuses
+        if s.state in (FileState.FAILED, FileState.RUNNING) and s.path in parsed
+        if (problem := planner.resume_problem(parsed[s.path], s.row))
+    )
+    if found:
+        raise DriftError("the migrations on disk disagree with the journal", problems=found)
+    return ValidateResult(len(statuses), unlisted)
+
+
+def seed(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    only: Sequence[str] = (),
+    clean: bool = False,
+    keep_going: bool = False,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    **values: Any,
+) -> SeedResult:
+    """Run the seed processes that are due (or just `only`, after their clean() with `clean`);
+    SeedFailed after a failure, with FAIL recorded."""
+    from migrator import seed_journal, seeds
+
+    settings, reporter = _setup(settings, reporter, values)
+    processes, hooks = seeds.load(seeds.discover(settings.seeds_dir), settings.seeds_dir)
+    choice = seeds.Choice(tuple(only), clean, keep_going)
+    seeds.check_only(processes, choice.only)
+    if not dry_run:
+        _writing(settings)
+    with _session(settings, reporter) as conn:
+        target = _target(conn)
+        if dry_run:
+            rows = seed_journal.read(conn, settings.seeds_table) or {}
+            plan = seeds.describe_plan(*seeds.plan(processes, rows, choice))
+            return SeedResult(target, (), plan, dry_run=True)
+
+        def check(plan: tuple[SeedPlanEntry, ...]) -> None:
+            _confirm(settings, conn, reporter, confirm, SeedResult("", (), plan, dry_run=True))
+
+        outcomes = seeds.seed(conn, processes, hooks, settings, choice, reporter, check)
+        return SeedResult(target, tuple(outcomes))
+
+
+def repair(
+    settings: Settings | None = None,
+    *,
+    reason: str,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    yes: bool = False,
+    confirm: str | None = None,
+    **values: Any,
+) -> RepairResult:
+    """Accept intended edits of applied files, clear failed or interrupted runs, and forget rows
+    whose file is gone, noting who, when and `reason`; asks first unless `yes`."""
+    from migrator import db, planner
+
+    settings, reporter = _setup(settings, reporter, values)
+    if not reason.strip():
+        raise ConfigError("repair needs --reason: say why; it is kept in the journal")
+    _writing(settings)
+    files = _files(settings, select)
+    with (
+        _session(settings, reporter) as conn,
+        db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting),
+    ):
+        statuses = _assess(conn, files, settings.journal_table)
+        found = [(s, action) for s in statuses if (action := planner.repair_action(s.state))]
+        for drift in _drift(conn, settings, [status for status, _ in found], files):
+            reporter.drift(drift)
+        repairs = tuple(
+            Repair(s.schema, s.version, s.path or s.name, action, s.detail) for s, action in found
+        )
+        if repairs:
+            reporter.review([f"{r.action}: {r.path} ({r.detail})" for r in repairs])
+            _confirm(settings, conn, reporter, confirm)
+            if not (yes or settings.env == "production"):
+                _agreed(reporter, "Apply these repairs? [y/N]")
+            _repair(conn, files, found, settings.journal_table, reason)
+    return RepairResult(repairs)
+
+
+def baseline(
+    settings: Settings | None = None,
+    *,
+    schema: str,
+    version: int,
+    reporter: Reporter | None = None,
+    confirm: str | None = None,
+    **values: Any,
+) -> BaselineResult:
+    """Journal every file of `schema` up to `version` that has no journal row as `baseline`,
+    without running it."""
+    from migrator import db
+    from migrator.journal import Journal
+
+    settings, reporter = _setup(settings, reporter, values)
+    _writing(settings)
+    files = _files(settings, [schema])[schema]
+    journal = Journal(schema, settings.journal_table)
+    with (
+        _session(settings, reporter) as conn,
+        db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting),
+    ):
+        known = {row.version for row in journal.read(conn) or []}
+        chosen = [file for file in files if file.version <= version and file.version not in known]
+        if chosen:
+            _confirm(settings, conn, reporter, confirm, [f"  baseline {f.path}" for f in chosen])
+            _baseline(conn, journal, chosen, {})
+    return BaselineResult(schema, version, tuple(file.path for file in chosen))
+
+
+def adopt(
+    settings: Settings | None = None,
+    *,
+    tool: str = "drizzle",
+    schema: str = "public",
+    table: str = "drizzle.__drizzle_migrations",
+    reporter: Reporter | None = None,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    **values: Any,
+) -> AdoptResult:
+    """Journal as `baseline` the files that Drizzle's migrator recorded in `table` (matched by
+    hash, else by the journal's `when`), without running them; DriftError, changing nothing,
+    when a recorded migration matches no file."""
+    from migrator import db
+    from migrator.journal import Journal
+
+    settings, reporter = _setup(settings, reporter, values)
+    if tool != "drizzle":
+        raise ConfigError(f"cannot adopt from {tool!r}", hint="Supported: drizzle.")
+    source = _qualified(table)
+    files = _files(settings, [schema])[schema]
+    if not dry_run:
+        _writing(settings)
+    with _session(settings, reporter) as conn, ExitStack() as held:
+        if not dry_run:  # a dry run takes no lock, like every other
+            held.enter_context(db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting))
+        matched, chosen = _adoption(conn, settings, reporter, schema, files, source)
+        if chosen and not dry_run:
+            lines = [f"adopt {file.path} ({table} id {row.id})" for file, row in chosen]
+            _confirm(settings, conn, reporter, confirm, lines)
+            notes = {file.path: _adoption_note(file, row, table) for file, row in chosen}
+            _baseline(conn, Journal(schema, settings.journal_table), [f for f, _ in chosen], notes)
+    adopted = tuple(Adopted(file.path, row.id) for file, row in chosen)
+    return AdoptResult(schema, table, adopted, matched - len(chosen), dry_run)
+
+
+def reset(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    **values: Any,
+) -> ResetResult:
+    """Drop the selected schemas with everything in them (journals too), then migrate them
+    again; Refused outside development."""
+    from migrator import db, engine, guard
+
+    settings, reporter = _setup(settings, reporter, values)
+    guard.check_development(settings.env, "reset")
+    _writing(settings)
+    files = _files(settings, select)
+    with _session(settings, reporter) as conn:
+        with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
+            for schema in files:
+                db.drop_schema(conn, schema)
+                reporter.info(f"dropped schema {schema}")
+        started = time.monotonic()
+        plans, outcomes = engine.migrate(conn, files, settings, Scope(), reporter)
+        migrated = _migrated(_target(conn), files, plans, outcomes, (), _ms_since(started))
+    return ResetResult(tuple(files), migrated)
+
+
+def new(
+    settings: Settings | None = None,
+    *,
+    schema: str,
+    name: str,
+    reporter: Reporter | None = None,
+    **values: Any,
+) -> NewResult:
+    """Create the next numbered migration file in a schema folder (made when missing)."""
+    from migrator import discovery
+
+    settings, reporter = _setup(settings, reporter, values)
+    folder = settings.sql_dir / schema
+    files = discovery.load_schema(settings.sql_dir, schema) if folder.is_dir() else ()
+    path = discovery.new_file(settings.sql_dir, schema, name, files)
+    return NewResult(discovery.display(path))
+
+
+def config(**values: Any) -> ConfigResult:
+    """Every setting, its value (the password masked) and where it came from."""
+    from migrator import settings
+
+    return ConfigResult(tuple(SettingRow(*row) for row in settings.explain(**values)))
+
+
+# What the commands share.
+
+
+def _setup(
+    settings: Settings | None, reporter: Reporter | None, values: dict[str, Any]
+) -> tuple[Settings, Reporter]:
+    """The one settings object (loaded from `values` when not given) and the reporter."""
+    if settings is None:
+        from migrator.settings import load
+
+        settings = load(**values)
+    elif values:
+        raise TypeError(f"settings given twice: a Settings object and {', '.join(values)}")
+    return settings, reporter or SilentReporter()
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+@contextmanager
+def _session(settings: Settings, reporter: Reporter) -> Iterator[Connection]:
+    """The command's connection, closed after it: the configured database or, in development
+    with none configured, the embedded server; a connection lost midway is ConnectionLost."""
+    import psycopg
+
+    from migrator import db, embedded
+    from migrator.settings import conninfo as configured
+
+    found = configured(settings)
+    if found is not None:
+        conninfo = found.text
+    elif settings.env != "development":
+        raise ConfigError(
+            f"no database configured for the {settings.env} environment",
+            hint="Set MIGRATOR_DATABASE_URL (or DATABASE_URL, or --database-url).",
+        )
+    else:
+        reporter.notice(
+            "No database configured: using the embedded PostgreSQL in "
+            f"{settings.embedded_dir}/ (set MIGRATOR_DATABASE_URL to use your own)."
+        )
+        conninfo = embedded.start(settings.embedded_dir)
+    with db.connect(conninfo, wait=settings.wait_for_db if found else 0) as conn:
+        db.relay_messages(conn, reporter.server_message)
+        try:
+            yield conn
+        except psycopg.Error as error:
+            if conn.broken:
+                raise db.connection_lost("", error) from error
+            raise
+
+
+def _target(conn: Connection) -> str:
+    from migrator.db import target
+
+    return target(conn)
+
+
+def _files(settings: Settings, select: Sequence[str]) -> dict[str, tuple[SqlFile, ...]]:
+    from migrator import discovery
+
+    available = discovery.find_schemas(settings.sql_dir, settings.schemas)
+    return discovery.load(settings.sql_dir, discovery.select_schemas(available, tuple(select)))
+
+
+def _unlisted(settings: Settings, files: Files) -> list[tuple[str, str]]:
+    """(schema, path) of every .sql file a drizzle-kit journal does not list."""
+    from migrator import discovery
+
+    return [
+        (schema, path)
+        for schema, found in files.items()
+        for path in discovery.unlisted(settings.sql_dir, schema, found)
+    ]
+
+
+def _warn_unlisted(settings: Settings, reporter: Reporter, files: Files) -> tuple[str, ...]:
+    unlisted = tuple(path for _, path in _unlisted(settings, files))
+    for path in unlisted:
+        reporter.notice(f"warning: {path} is not in its folder's meta/_journal.json: not applied")
+    return unlisted
+
+
+def _unlisted_statuses(settings: Settings, files: Files) -> list[FileStatus]:
+    from migrator import sqlfile
+
+    found = []
+    for schema, path in _unlisted(settings, files):
+        name = path.rsplit("/", 1)[-1]
+        version = (sqlfile.parse_name(name) or (0, ""))[0]
+        detail = "not in meta/_journal.json: never applied"
+        found.append(FileStatus(schema, version, name, FileState.UNLISTED, path, detail=detail))
+    return found
+
+
+def _assess(conn: Connection, files: Files, table: str) -> list[FileStatus]:
+    """The state of every file and journal row of the given schemas."""
+    from migrator import planner
+    from migrator.journal import Journal
+
+    return [
+        status
+        for schema, found in files.items()
+        for status in planner.assess(schema, found, Journal(schema, table).read(conn) or [])
+    ]
+
+
+def _drift(
+    conn: Connection, settings: Settings, statuses: Sequence[FileStatus], files: Files
+) -> list[Drift]:
+    """Each changed file's diff against the text the journal keeps."""
+    from migrator import planner
+    from migrator.journal import Journal
+
+    current = {file.path: file.text for found in files.values() for file in found}
+    found = []
+    for status in statuses:
+        if status.state is FileState.CHANGED and status.path:
+            journal = Journal(status.schema, settings.journal_table)
+            applied = journal.content(conn, status.version)
+            text, whitespace_only = planner.diff(applied, current[status.path], status.path)
+            found.append(Drift(status.path, text, whitespace_only))
+    return found
+
+
+def _migrated(
+    target: str,
+    files: Files,
+    plans: Sequence[Plan],
+    outcomes: Sequence[FileOutcome],
+    unlisted: tuple[str, ...],
+    duration_ms: int,
+    *,
+    dry_run: bool = False,
+) -> MigrateResult:
+    applied = {(outcome.schema, outcome.version) for outcome in outcomes}
+    pending = [
+        status
+        for plan in plans
+        for status in plan.left
+        + tuple(
+            _pending(step.migration.file)
+            for step in plan.steps
+            if (plan.schema, step.migration.file.version) not in applied
+        )
+    ]
+    pending.sort(key=lambda status: (status.schema, status.version))
+    count = sum(len(found) for found in files.values())
+    return MigrateResult(
+        target, tuple(outcomes), tuple(pending), tuple(plans), unlisted, count, duration_ms, dry_run
+    )
+
+
+def _pending(file: SqlFile) -> FileStatus:
+    return FileStatus(file.schema, file.version, file.name, FileState.PENDING, file.path)
+
+
+def _writing(settings: Settings) -> None:
+    """The RUN_MODE guard, for every command that writes."""
+    from migrator import guard
+
+    guard.check_run_mode(settings.require_run_mode, os.environ.get("RUN_MODE"))
+
+
+def _confirm(
+    settings: Settings,
+    conn: Connection,
+    reporter: Reporter,
+    confirm: str | None,
+    preview: MigrateResult | SeedResult | Sequence[str] = (),
+) -> None:
+    """In production: show the target and what will change, and have it confirmed (`confirm`,
+    CONFIRM_PROD, or the database name typed when the reporter can ask); Refused otherwise."""
+    from migrator import db, guard
+
+    if settings.env != "production":
+        return
+    dbname = conn.info.dbname
+    reporter.notice(f"production: {db.target(conn)} (database {dbname}, user {conn.info.user})")
+    reporter.review(preview)
+    given = os.environ.get("CONFIRM_PROD")
+    decision = guard.confirmation(settings.env, dbname, confirm, given, interactive=True)
+    if decision is guard.Decision.ASK:
+        answer = reporter.ask(f"Type the database name ({dbname}) to go ahead")
+        if answer is None:  # nobody to ask: refused, saying how to confirm
+            guard.confirmation(settings.env, dbname, None, None, interactive=False)
+        guard.check_answer(answer or "", dbname)
+
+
+def _agreed(reporter: Reporter, question: str) -> None:
+    """A yes to `question`; ConfigError when there is nobody to ask, or the answer is no."""
+    answer = reporter.ask(question)
+    if answer is None:
+        raise ConfigError("this changes the journal: pass --yes to go ahead without a terminal")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfigError("cancelled; nothing was changed")
+
+
+def _repair(
+    conn: Connection,
+    files: Files,
+    found: Sequence[tuple[FileStatus, str]],
+    table: str,
+    reason: str,
+) -> None:
+    """Accept changed files (new hash, chunks and text, with the reason); delete the rest."""
+    from migrator import sqlfile
+    from migrator.journal import Journal
+
+    by_path = {file.path: file for found in files.values() for file in found}
+    with conn.transaction():
+        for status, _ in found:
+            journal = Journal(status.schema, table)
+            if status.state is FileState.CHANGED and status.path:
+                journal.accept(conn, sqlfile.parse(by_path[status.path]), f"repaired: {reason}")
+            else:
+                journal.forget(conn, status.version)
+
+
+def _baseline(
+    conn: Connection, journal: Journal, chosen: Sequence[SqlFile], notes: Mapping[str, str]
+) -> None:
+    """Journal the files as `baseline` without running them (`notes` by path, else
+    "baseline")."""
+    from migrator import sqlfile
+
+    if not journal.exists(conn):
+        journal.ensure(conn)
+    with conn.transaction():
+        for file in chosen:
+            try:
+                migration = sqlfile.parse(file)
+            except BadFile:  # an old file this lexer cannot split is still a baseline
+                migration = Migration(file, TxMode.STATEMENT, ())
+            journal.baseline(conn, migration, notes.get(file.path, "baseline"))
+
+
+def _adoption(
+    conn: Connection,
+    settings: Settings,
+    reporter: Reporter,
+    schema: str,
+    files: Sequence[SqlFile],
+    source: tuple[str, str],
+) -> tuple[int, list[tuple[SqlFile, DrizzleRow]]]:
+    """How many of Drizzle's recorded migrations match a file, and the matched files that have
+    no journal row yet; warnings reported for files matched by their journal `when` only
+    (changed since Drizzle ran them) and for files journaled with another hash than Drizzle's.
+    ConfigError when there is no such table; DriftError when a row matches no file."""
+    from migrator import drizzle
+    from migrator.journal import Journal, read_drizzle
+
+    where = ".".join(source)
+    rows = read_drizzle(conn, *source)
+    if rows is None:
+        raise ConfigError(
+            f"no table {where} in database {conn.info.dbname}: nothing to adopt",
+            hint="Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE "
+            "(its migrationsSchema and migrationsTable).",
+        )
+    found = drizzle.match(rows, files)
+    if found.unmatched:
+        raise DriftError(
+            f"{len(found.unmatched)} migrations recorded in {where} match no file "
+            f"of {schema}; nothing was adopted",
+            problems=[_describe_row(row) for row in found.unmatched],
+            hint="Put the files Drizzle ran into the schema folder, unchanged (or with "
+            "the same journal `when`), and run again.",
+        )
+    journal = Journal(schema, settings.journal_table)
+    known = {row.version: row for row in journal.read(conn, brief=True) or []}
+    for file, row in found.matched:
+        if file.hash != row.hash:
+            reporter.notice(
+                f"warning: {file.path} matched {where} id {row.id} by its journal `when` only: "
+                "the file changed since Drizzle ran it"
+            )
+        if file.version in known and known[file.version].hash != row.hash:
+            reporter.notice(
+                f"warning: {file.path} is journaled already with hash "
+                f"{known[file.version].hash}, but {row.hash} in Drizzle's row {row.id}: "
+                "`migrator status` shows the difference"
+            )
+    chosen = [(file, row) for file, row in found.matched if file.version not in known]
+    return len(found.matched), chosen
+
+
+def _adoption_note(file: SqlFile, row: DrizzleRow, table: str) -> str:
+    changed = "" if file.hash == row.hash else f"; its hash then was {row.hash}"
+    return f"adopted from Drizzle ({table} id {row.id}{changed})"
+
+
+def _qualified(table: str) -> tuple[str, str]:
+    """SCHEMA.TABLE as its two names; ConfigError otherwise."""
+    schema, dot, name = table.partition(".")
+    if not (dot and schema and name) or "." in name:
+        raise ConfigError(
+            f"--table {table!r} is not SCHEMA.TABLE",
+            hint="For example --table drizzle.__drizzle_migrations.",
+        )
+    return schema, name
+
+
+def _describe_row(row: DrizzleRow) -> str:
+    from datetime import UTC, datetime
+
+    when = ""
+    if row.created_at is not None:
+        when = f", created_at {row.created_at}"
+        try:
+            moment = datetime.fromtimestamp(row.created_at / 1000, UTC)
+            when += f" ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+        except (OverflowError, ValueError, OSError):
+            pass  # not a time a datetime can hold: the number alone
+    return f"id {row.id}: hash {row.hash}{when}"

@@ -1,0 +1,443 @@
+"""Applies plans: per-chunk transactions, autocommit chunks, single-transaction files, retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
+from migrator import batch, db, planner, sqlfile
+from migrator.errors import MigrationFailed, MigratorError
+from migrator.journal import Journal, Prepared, Writer
+from migrator.model import (
+    Chunk,
+    ChunkKind,
+    FileOutcome,
+    JournalRow,
+    Migration,
+    Plan,
+    Reporter,
+    Scope,
+    SqlFile,
+    Step,
+    TxMode,
+)
+
+if TYPE_CHECKING:
+    from migrator.settings import Settings
+
+RETRY_DELAY = 0.5  # seconds before the first retry after lock_timeout; doubled for each next one
+Record = batch.Record
+
+
+def read_journals(
+    conn: db.Connection, files: Mapping[str, Sequence[SqlFile]], table: str
+) -> dict[str, list[JournalRow] | None]:
+    """Each schema's journal rows (without the times planning does not need); None where the
+    schema has no journal yet."""
+    return {schema: Journal(schema, table).read(conn, brief=True) for schema in files}
+
+
+def plan(
+    files: Mapping[str, Sequence[SqlFile]],
+    journals: Mapping[str, list[JournalRow] | None],
+    scope: Scope,
+) -> list[Plan]:
+    """The plans for these files and journals (planner.plan, with no journal as no rows)."""
+    return planner.plan(files, {schema: rows or [] for schema, rows in journals.items()}, scope)
+
+
+def migrate(
+    conn: db.Connection,
+    files: Mapping[str, Sequence[SqlFile]],
+    settings: Settings,
+    scope: Scope,
+    reporter: Reporter,
+    confirm: Callable[[list[Plan]], None] = lambda plans: None,
+) -> tuple[list[Plan], list[FileOutcome]]:
+    """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply;
+    MigrationFailed carries the outcomes of the files applied before the failure."""
+    with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
+        journals = read_journals(conn, files, settings.journal_table)
+        plans = plan(files, journals, scope)
+        if any(plan.steps for plan in plans):
+            confirm(plans)
+        writer = Writer(conn)
+        outcomes: list[FileOutcome] = []
+        try:
+            for plan_ in plans:
+                journal = Journal(plan_.schema, settings.journal_table)
+                if plan_.steps and journals[plan_.schema] is None:
+                    journal.ensure(conn)
+                for step in plan_.steps:
+                    outcomes.append(_apply(conn, journal, writer, step, settings, reporter))
+        except MigrationFailed as error:
+            error.applied = tuple(outcomes)
+            raise
+        return plans, outcomes
+
+
+def _apply(
+    conn: db.Connection,
+    journal: Journal,
+    writer: Writer,
+    step: Step,
+    settings: Settings,
+    reporter: Reporter,
+) -> FileOutcome:
+    """Apply one step; MigrationFailed (journal marked failed) when a chunk fails."""
+    migration = step.migration
+    lock_timeout = migration.lock_timeout or settings.lock_timeout
+    prepared = _start(conn, journal, writer, step, settings, lock_timeout)
+    reporter.file_started(step)
+    started = time.monotonic()
+    plain = _recorder(writer, step, prepared, written_out=True)
+    try:
+        if migration.mode is TxMode.SINGLE:
+            if migration.chunks:
+                reporter.chunks_started(step, migration.chunks[0], migration.chunks[-1])
+                _retrying(lambda: _run_single(conn, step, plain), step, settings, reporter)
+        else:
+            fast = _recorder(writer, step, prepared)
+            runner = _Runner(conn, journal, writer, step, settings, reporter, started)
+            runner.run((fast, plain), lock_timeout)
+    except _ChunkError as failure:
+        raise _fail(conn, journal, step, failure) from failure
+    file = migration.file
+    outcome = FileOutcome(
+        file.schema,
+        file.version,
+        file.name,
+        file.path,
+        len(migration.chunks) - step.chunks_done,
+        len(migration.chunks),
+        _ms_since(started),
+    )
+    reporter.file_done(outcome)
+    return outcome
+
+
+def _start(
+    conn: db.Connection,
+    journal: Journal,
+    writer: Writer,
+    step: Step,
+    settings: Settings,
+    lock_timeout: str,
+) -> Prepared:
+    """Reset the session and record the file as running, in one round trip and transaction
+    (PREPARing the journal writes first when the session lacks them); the journal writes."""
+    migration = step.migration
+    note = "run again with --only --force" if step.forced else None
+    statement_timeout = migration.statement_timeout or settings.statement_timeout
+    reset = db.session_reset_text(conn, journal.schema, lock_timeout, statement_timeout)
+    while True:
+        prepared, prepare = writer.prepared(journal)
+        start_row = writer.start(prepared, migration, step.chunks_done, note)
+        text = batch.start(
+            reset, prepare, start_row, asynchronous=step.chunks_done < len(migration.chunks)
+        )
+        try:
+            conn.execute(text, prepare=False)
+            return prepared
+        except pg_errors.InvalidSqlStatementName as exc:
+            if prepare or not writer.lost(exc):
+                raise
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+class _ChunkError(Exception):
+    """A chunk's failure (a server error, or `message`), on its way to becoming MigrationFailed."""
+
+    def __init__(
+        self,
+        chunk: Chunk,
+        error: psycopg.Error | None,
+        message: str = "",
+        *,
+        offset: int = 0,
+        parse_error: bool = False,
+        where: str = "",
+    ) -> None:
+        super().__init__(message or str(error))
+        self.chunk = chunk
+        self.error = error
+        self.message = message
+        self.offset = offset  # where the chunk started in the query the server saw
+        self.parse_error = parse_error  # the server could not parse it, so nothing ran
+        self.where = where  # the chunks in flight when the connection was lost, if not one
+        self.retries = 0  # how many times it was retried after lock_timeout
+
+
+def _execute(conn: db.Connection, chunk: Chunk) -> None:
+    try:
+        conn.execute(chunk.sql)  # the user's SQL, sent as written
+    except psycopg.Error as exc:
+        raise _ChunkError(chunk, exc) from exc
+
+
+@contextmanager
+def _transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
+    """A transaction whose failure, COMMIT included (deferred constraints), is the chunk's."""
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as exc:
+        raise _ChunkError(chunk, exc) from exc
+
+
+def _recorder(
+    writer: Writer, step: Step, prepared: Prepared, *, written_out: bool = False
+) -> Record:
+    """The journal update of a step's file (through the prepared statement unless
+    `written_out`), written as the session user even when the file switched roles."""
+    update = writer.advance(prepared, step.migration.file.version, written_out=written_out)
+    return batch.as_session_user(update) if step.migration.sets_role else update
+
+
+class _Runner:
+    """Runs a step's remaining chunks: each run of transactional chunks as one batch, the
+    others one by one; a transactional chunk that hits lock_timeout is retried from there."""
+
+    def __init__(
+        self,
+        conn: db.Connection,
+        journal: Journal,
+        writer: Writer,
+        step: Step,
+        settings: Settings,
+        reporter: Reporter,
+        started: float,
+    ) -> None:
+        self.conn = conn
+        self.journal = journal
+        self.writer = writer
+        self.step = step
+        self.settings = settings
+        self.reporter = reporter
+        self.started = started  # the file's start, from which the journal measures its time
+
+    def run(self, records: tuple[Record, Record], lock_timeout: str) -> None:
+        """Batches journaled through the prepared statement (`records[0]`), other chunks
+        written out (`records[1]`: a chunk that commits on its own must not lose its journal
+        update to a DEALLOCATE)."""
+        record, plain = records
+        conn, step, reporter = self.conn, self.step, self.reporter
+        migration = step.migration
+        chunks = migration.chunks
+        done = step.chunks_done  # chunks of the file that have committed
+        retried, retries = 0, 0  # the chunk being retried after lock_timeout, and how often
+        while done < len(chunks):
+            chunk = chunks[done]
+            if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
+                chunk_started = time.monotonic()
+                reporter.chunks_started(step, chunk, chunk)
+                _run_autocommit(conn, step, chunk, plain, lock_timeout)
+                reporter.chunk_done(step, chunk, _ms_since(chunk_started))
+                done += 1
+                continue
+            stop = batch.end(chunks, done, conn.info.server_version)
+            try:
+                self.send(chunks[done:stop], record)
+                done = stop
+            except _ChunkError as failure:
+                if record is not plain and self.writer.lost(failure.error):
+                    # A chunk dropped the prepared journal update (DEALLOCATE): its
+                    # transaction rolled back, so it runs again with the update written out.
+                    record, done = plain, failure.chunk.index - 1
+                    continue
+                if failure.chunk.index != retried:
+                    retried, retries = failure.chunk.index, 0
+                _wait_to_retry(failure, retries, step, self.settings, reporter)
+                retries += 1
+                done = failure.chunk.index - 1
+
+    def send(self, chunks: Sequence[Chunk], record: Record) -> None:
+        """Send transactional chunks as one batch: one round trip for all of them, and a
+        failure stops at the chunk that failed with every chunk before it committed and
+        journaled."""
+        step, reporter = self.step, self.reporter
+        sent = batch.compose(chunks, record, len(step.migration.chunks))
+        reporter.chunks_started(step, chunks[0], chunks[-1])
+        elapsed_ms = _ms_since(self.started)
+        try:
+            cursor = self.conn.execute(sent.text, prepare=False)
+        except psycopg.Error as exc:
+            failure = _batch_failure(self.conn, self.journal, step, sent, exc)
+            ran = failure.chunk.index - chunks[0].index
+            if failure.parse_error and ran:
+                # The server parses the whole query before running any of it: nothing ran, so
+                # the chunks before the one that does not parse are sent again, on their own.
+                self.send(chunks[:ran], record)
+            elif not failure.where:
+                for chunk in chunks[:ran]:  # committed before the failure, times unknown
+                    reporter.chunk_done(step, chunk, None)
+            raise failure from exc
+        # Each journal update returns the file's elapsed time, which gives every chunk's.
+        elapsed = batch.elapsed(cursor)
+        if len(elapsed) != len(chunks):  # a chunk of the user's returned a column of that name
+            elapsed = [elapsed_ms] * len(chunks)
+        for chunk, ms in zip(chunks, elapsed, strict=True):
+            reporter.chunk_done(step, chunk, max(ms - elapsed_ms, 0))
+            elapsed_ms = ms
+
+
+def _batch_failure(
+    conn: db.Connection, journal: Journal, step: Step, sent: batch.Batch, error: psycopg.Error
+) -> _ChunkError:
+    """Which chunk of a failed batch failed: the first one the journal does not record as
+    done; or, when none of the batch ran and the server could not parse the query, the one
+    its error position points into (nothing ran: the server parses a query whole first)."""
+    chunks, offsets = sent.chunks, sent.offsets
+    if conn.broken or conn.closed:
+        last = chunks[-1].index
+        where = f"chunk {chunks[0].index}" + (f" to {last}" if last > chunks[0].index else "")
+        return _ChunkError(chunks[0], error, where=where)
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+    done = journal.chunks_done(conn, step.migration.file.version)
+    failed = min(max(done - chunks[0].index + 1, 0), len(chunks) - 1)
+    position = error.diag.statement_position
+    if not (position and position.isdigit()):
+        return _ChunkError(chunks[failed], error, offset=offsets[failed])
+    # The chunk whose text, or the runner's text right after it, holds the position.
+    at = int(position) - 1
+    located = max((i for i, offset in enumerate(offsets) if offset <= at), default=0)
+    parse_error = (error.sqlstate or "")[:2] in ("42", "22")
+    if located > failed and done < chunks[0].index and parse_error:
+        return _ChunkError(chunks[located], error, offset=offsets[located], parse_error=True)
+    # A position elsewhere (a function body PostgreSQL found further on) is not this chunk's.
+    return _ChunkError(chunks[failed], error, offset=offsets[failed])
+
+
+def _run_single(conn: db.Connection, step: Step, record: Record) -> None:
+    chunks = step.migration.chunks
+    with _transaction(conn, chunks[-1]):
+        for chunk in chunks:
+            _execute(conn, chunk)
+        conn.execute(record(len(chunks)), prepare=False)
+
+
+def _run_autocommit(
+    conn: db.Connection, step: Step, chunk: Chunk, record: Record, lock_timeout: str
+) -> None:
+    # Aborting a CONCURRENTLY build on lock_timeout would leave an invalid index behind.
+    unbounded = chunk.kind is ChunkKind.AUTOCOMMIT
+    if unbounded:
+        db.set_lock_timeout(conn, "0")
+    try:
+        _execute(conn, chunk)
+    finally:
+        left_open = not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE
+        if left_open:
+            conn.execute("ROLLBACK")  # the chunk's own BEGIN left a transaction open or failed
+        if unbounded and not conn.broken:
+            db.set_lock_timeout(conn, lock_timeout)
+    if left_open:
+        raise _ChunkError(chunk, None, "the chunk left a transaction open, which was rolled back")
+    with _transaction(conn, chunk):
+        conn.execute(record(chunk.index), prepare=False)
+
+
+def _retrying(run: Callable[[], None], step: Step, settings: Settings, reporter: Reporter) -> None:
+    """Run, retrying with a doubling delay while the chunk fails on lock_timeout (55P03)."""
+    for attempt in range(settings.lock_retries + 1):
+        try:
+            run()
+            return
+        except _ChunkError as failure:
+            _wait_to_retry(failure, attempt, step, settings, reporter)
+
+
+def _wait_to_retry(
+    failure: _ChunkError, retries: int, step: Step, settings: Settings, reporter: Reporter
+) -> None:
+    """After a chunk's failure (retried `retries` times so far): raise it unless it is a
+    lock_timeout (55P03) with retries left; else report the retry and wait the doubling delay."""
+    if not isinstance(failure.error, pg_errors.LockNotAvailable):
+        raise failure
+    if retries == settings.lock_retries:
+        failure.retries = retries
+        raise failure
+    delay = RETRY_DELAY * 2**retries
+    reporter.chunk_retry(step, failure.chunk, retries + 1, delay)
+    time.sleep(delay)
+
+
+def _fail(conn: db.Connection, journal: Journal, step: Step, failure: _ChunkError) -> MigratorError:
+    """Describe the failure and mark the journal row failed, if the session is still there."""
+    file = step.migration.file
+    if conn.broken or conn.closed:
+        return db.connection_lost(
+            f"{file.path} ({failure.where or f'chunk {failure.chunk.index}'}"
+            f" of {len(step.migration.chunks)})",
+            failure.error,
+        )
+    error = describe(step.migration, failure.chunk, failure.error, failure.message, failure.offset)
+    if isinstance(failure.error, pg_errors.LockNotAvailable):
+        if failure.retries:
+            times = "once" if failure.retries == 1 else f"{failure.retries} times"
+            error.message += f" (retried {times})"
+        blocked = db.describe_blockers(db.blockers(conn))
+        error.detail = f"{error.detail}\n{blocked}" if error.detail else blocked
+        error.hint = error.hint or LOCK_HINT
+    lines = [error.message]
+    if error.detail:
+        lines.append(f"DETAIL: {error.detail}")
+    if error.hint:
+        lines.append(f"HINT: {error.hint}")
+    if error.sqlstate:
+        lines[0] = f"{error.message} [SQLSTATE {error.sqlstate}]"
+    journal.fail(conn, file.version, "\n".join(lines))
+    return error
+
+
+LOCK_HINT = (
+    "Another session held a lock this statement needed for longer than lock_timeout: end "
+    "that session's transaction (or SELECT pg_terminate_backend(pid)), or raise lock_timeout or "
+    "lock_retries (MIGRATOR_LOCK_TIMEOUT, MIGRATOR_LOCK_RETRIES); then run again to resume."
+)
+
+
+def describe(
+    migration: Migration,
+    chunk: Chunk,
+    error: psycopg.Error | None,
+    message: str = "",
+    offset: int = 0,
+) -> MigrationFailed:
+    """A chunk's failure as the user sees it: file:line:col, chunk, SQLSTATE, message, excerpt;
+    `offset` is where the chunk started in the query the server saw."""
+    text = migration.file.text
+    position = error.diag.statement_position if error else None
+    at = int(position) - 1 - offset if position and position.isdigit() else -1
+    if 0 <= at < len(chunk.sql):
+        line, column = sqlfile.line_column(text, chunk.start + at)
+    else:
+        line, column = chunk.line, 1
+    location = f"{migration.file.path}:{line}:{column}"
+    if error is not None:
+        message = error.diag.message_primary or " ".join(str(error).split())
+    hint = error.diag.message_hint or "" if error else ""
+    if isinstance(error, pg_errors.ActiveSqlTransaction):
+        hint = hint or "This statement cannot run inside a transaction: give it a chunk of its own."
+    return MigrationFailed(
+        f"{location}: chunk {chunk.index} of {len(migration.chunks)} failed: {message}",
+        path=migration.file.path,
+        chunk=chunk.index,
+        chunks_total=len(migration.chunks),
+        location=location,
+        reason=message,
+        sqlstate=error.sqlstate if error else None,
+        detail=error.diag.message_detail if error else None,
+        hint=hint,
+        excerpt=sqlfile.excerpt(text, line),
+    )
