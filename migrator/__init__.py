@@ -6,73 +6,93 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "AdoptResult",
+    "BadFile",
+    "BaselineResult",
+    "CannotConnect",
+    "ConfigError",
+    "ConfigResult",
+    "ConnectionLost",
+    "DriftError",
+    "FileOutcome",
+    "FileState",
+    "FileStatus",
+    "LockNotAcquired",
+    "MigrateResult",
+    "MigrationFailed",
+    "MigratorError",
+    "NewResult",
+    "PendingWork",
+    "Refused",
+    "RepairResult",
+    "Reporter",
+    "ResetResult",
+    "SeedFailed",
+    "SeedOutcome",
+    "SeedResult",
+    "Settings",
+    "SilentReporter",
+    "StatusResult",
+    "ValidateResult",
+    "__version__",
+    "adopt",
+    "baseline",
+    "config",
+    "migrate",
+    "new",
+    "repair",
+    "reset",
+    "seed",
+    "status",
+    "validate",
+]
+
 if TYPE_CHECKING:
     from migrator.commands import (
-        adopt as adopt,
-    )
-    from migrator.commands import (
-        baseline as baseline,
-    )
-    from migrator.commands import (
-        config as config,
-    )
-    from migrator.commands import (
-        migrate as migrate,
-    )
-    from migrator.commands import (
-        new as new,
-    )
-    from migrator.commands import (
-        repair as repair,
-    )
-    from migrator.commands import (
-        reset as reset,
-    )
-    from migrator.commands import (
-        seed as seed,
-    )
-    from migrator.commands import (
-        status as status,
-    )
-    from migrator.commands import (
-        validate as validate,
+        adopt,
+        baseline,
+        config,
+        migrate,
+        new,
+        repair,
+        reset,
+        seed,
+        status,
+        validate,
     )
     from migrator.errors import (
-        BadFile as BadFile,
+        BadFile,
+        CannotConnect,
+        ConfigError,
+        ConnectionLost,
+        DriftError,
+        LockNotAcquired,
+        MigrationFailed,
+        MigratorError,
+        PendingWork,
+        Refused,
+        SeedFailed,
     )
-    from migrator.errors import (
-        CannotConnect as CannotConnect,
+    from migrator.model import (
+        AdoptResult,
+        BaselineResult,
+        ConfigResult,
+        FileOutcome,
+        FileState,
+        FileStatus,
+        MigrateResult,
+        NewResult,
+        RepairResult,
+        Reporter,
+        ResetResult,
+        SeedOutcome,
+        SeedResult,
+        SilentReporter,
+        StatusResult,
+        ValidateResult,
     )
-    from migrator.errors import (
-        ConfigError as ConfigError,
-    )
-    from migrator.errors import (
-        ConnectionLost as ConnectionLost,
-    )
-    from migrator.errors import (
-        DriftError as DriftError,
-    )
-    from migrator.errors import (
-        LockNotAcquired as LockNotAcquired,
-    )
-    from migrator.errors import (
-        MigrationFailed as MigrationFailed,
-    )
-    from migrator.errors import (
-        MigratorError as MigratorError,
-    )
-    from migrator.errors import (
-        PendingWork as PendingWork,
-    )
-    from migrator.errors import (
-        Refused as Refused,
-    )
-    from migrator.errors import (
-        SeedFailed as SeedFailed,
-    )
-    from migrator.model import Reporter as Reporter
-    from migrator.model import SilentReporter as SilentReporter
-    from migrator.settings import Settings as Settings
+    from migrator.settings import Settings
 
 # Imported on first use, so that `migrator --version` and the CLI's start-up load only what a
 # command needs.
@@ -108,11 +128,29 @@ _EXPORTS = {
         ),
         "migrator.errors",
     ),
-    "Reporter": "migrator.model",
-    "SilentReporter": "migrator.model",
+    **dict.fromkeys(
+        (
+            "AdoptResult",
+            "BaselineResult",
+            "ConfigResult",
+            "FileOutcome",
+            "FileState",
+            "FileStatus",
+            "MigrateResult",
+            "NewResult",
+            "RepairResult",
+            "Reporter",
+            "ResetResult",
+            "SeedOutcome",
+            "SeedResult",
+            "SilentReporter",
+            "StatusResult",
+            "ValidateResult",
+        ),
+        "migrator.model",
+    ),
     "Settings": "migrator.settings",
 }
-__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from migrator.errors import BadFile, ConfigError, DriftError
+from migrator.errors import BadFile, ConfigError, DriftError, MigrationFailed
 from migrator.model import (
     Adopted,
     AdoptResult,
@@ -85,7 +85,12 @@ def migrate(
             preview = _migrated("", files, plans, [], (), 0, dry_run=True)
             _confirm(settings, conn, reporter, confirm, preview)
 
-        plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
+        try:
+            plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
+        except MigrationFailed as error:
+            left = _migrated(target, files, error.plans, error.applied, unlisted, 0)
+            error.pending = left.pending
+            raise
     return _migrated(target, files, plans, outcomes, unlisted, _ms_since(started))
 
 
@@ -169,7 +174,7 @@ def seed(
 
     settings, reporter = _setup(settings, reporter, values)
     processes, hooks = seeds.load(seeds.discover(settings.seeds_dir), settings.seeds_dir)
-    choice = seeds.Choice(tuple(only), clean, keep_going)
+    choice = seeds.Choice(_names(only), clean, keep_going)
     seeds.check_only(processes, choice.only)
     if not dry_run:
         _writing(settings)
@@ -389,6 +394,7 @@ def _session(settings: Settings, reporter: Reporter) -> Iterator[Connection]:
         conninfo = embedded.start(settings.embedded_dir)
     with db.connect(conninfo, wait=settings.wait_for_db if found else 0) as conn:
         db.relay_messages(conn, reporter.server_message)
+        reporter.connected(db.target(conn))
         try:
             yield conn
         except psycopg.Error as error:
@@ -407,7 +413,13 @@ def _files(settings: Settings, select: Sequence[str]) -> dict[str, tuple[SqlFile
     from migrator import discovery
 
     available = discovery.find_schemas(settings.sql_dir, settings.schemas)
-    return discovery.load(settings.sql_dir, discovery.select_schemas(available, tuple(select)))
+    chosen = discovery.select_schemas(available, _names(select))
+    return discovery.load(settings.sql_dir, chosen)
+
+
+def _names(names: Sequence[str]) -> tuple[str, ...]:
+    """A sequence of names; one name given alone is not a sequence of its letters."""
+    return (names,) if isinstance(names, str) else tuple(names)
 
 
 def _unlisted(settings: Settings, files: Files) -> list[tuple[str, str]]:

@@ -297,6 +297,7 @@ def schema_exists(conn: Connection, schema: str) -> bool:
 def drop_schema(conn: Connection, schema: str) -> None:
     """Drop a schema with everything in it; public is created again, empty."""
     with conn.transaction():
+        conn.execute("SET LOCAL client_min_messages TO warning")  # not "drop cascades to ..."
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         if schema == "public":
             owner = "pg_database_owner" if conn.info.server_version >= 140000 else "CURRENT_USER"

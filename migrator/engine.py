@@ -78,6 +78,7 @@ def migrate(
                     outcomes.append(_apply(conn, journal, writer, step, settings, reporter))
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
+            error.plans = tuple(plans)
             raise
         return plans, outcomes
 
@@ -102,6 +103,8 @@ def _apply(
             if migration.chunks:
                 reporter.chunks_started(step, migration.chunks[0], migration.chunks[-1])
                 _retrying(lambda: _run_single(conn, step, plain), step, settings, reporter)
+                for chunk in migration.chunks:  # committed together: no time of their own
+                    reporter.chunk_done(step, chunk, None)
         else:
             fast = _recorder(writer, step, prepared)
             runner = _Runner(conn, journal, writer, step, settings, reporter, started)

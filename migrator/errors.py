@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from migrator.model import FileOutcome
+    from migrator.model import FileOutcome, FileStatus, Plan
 
 
 class MigratorError(Exception):
@@ -21,7 +21,7 @@ class MigratorError(Exception):
 
 class MigrationFailed(MigratorError):
     """A chunk failed on the server and its file is marked failed in the journal; `applied`
-    holds the files this run applied before it (goose's PartialError)."""
+    holds the files this run applied before it, `pending` those it left (goose's PartialError)."""
 
     exit_code = 1
 
@@ -49,6 +49,8 @@ class MigrationFailed(MigratorError):
         self.detail = detail
         self.excerpt = excerpt
         self.applied: tuple[FileOutcome, ...] = ()
+        self.pending: tuple[FileStatus, ...] = ()  # the failed file and those after it
+        self.plans: tuple[Plan, ...] = ()
 
 
 class SeedFailed(MigratorError):

@@ -62,6 +62,7 @@ _STYLE = {
     "out-of-order": "bold red",
 }
 Preview = MigrateResult | SeedResult | Sequence[str]
+_LOUD = ("WARNING", "ERROR", "FATAL", "PANIC")  # server messages that -q does not hide
 
 
 # The lists each command's JSON document holds, even when empty, even after a failure.
@@ -153,13 +154,21 @@ class PlainReporter:
             self._err(message)
 
     def server_message(self, message: ServerMessage) -> None:
-        """A NOTICE or WARNING from the server, prefixed with where it came from (-q hides)."""
-        if self.quiet:
+        """A NOTICE or WARNING from the server, prefixed with where it came from; -q hides all
+        but warnings."""
+        if self.quiet and message.severity not in _LOUD:
             return
         lines = [f"{self.where or 'server'}: {message.severity}: {message.message}"]
-        lines += [f"  DETAIL: {message.detail}"] if message.detail else []
-        lines += [f"  HINT: {message.hint}"] if message.hint else []
+        if message.detail:
+            lines.append(_indent(f"DETAIL: {message.detail}", "  "))
+        if message.hint:
+            lines.append(_indent(f"HINT: {message.hint}", "  "))
         self._err("\n".join(lines), "yellow" if message.severity == "WARNING" else "")
+
+    def connected(self, target: str) -> None:
+        """The session is open (shown with -v)."""
+        if self.verbose:
+            self.info(f"connected to {target}")
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
         """Another runner holds the lock."""
@@ -242,7 +251,7 @@ class PlainReporter:
         except KeyboardInterrupt:
             answer = ""
         if not answer:  # end of input or Ctrl-C at the question: not confirmed
-            raise Refused("production: no answer; nothing was changed")
+            raise Refused("no answer to the question; nothing was changed")
         return answer.strip()
 
     def _prompt(self, question: str) -> None:
@@ -277,7 +286,7 @@ class PlainReporter:
             return
         chunks = sum(outcome.chunks_run for outcome in result.applied)
         self._out(
-            f"applied {_plural(len(result.applied), 'file')}, {chunks} chunks, in "
+            f"applied {_plural(len(result.applied), 'file')}, {_plural(chunks, 'chunk')}, in "
             f"{_duration(result.duration_ms)}{left}"
         )
 
@@ -470,24 +479,24 @@ class TerminalReporter(PlainReporter):
         """rich on stdout."""
         from rich.console import Console
 
-        return Console(highlight=False, soft_wrap=True)
+        return Console(highlight=False)
 
     @cached_property
     def err(self) -> Console:
         """rich on stderr."""
         from rich.console import Console
 
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False)
 
     def _err(self, message: str, style: str = "") -> None:
-        if self.err.is_terminal:
-            self.err.print(message, style=style or None, markup=False)
+        if self.err.is_terminal:  # soft_wrap: the terminal wraps a message, which copies whole
+            self.err.print(message, style=style or None, markup=False, soft_wrap=True)
         else:
             super()._err(message, style)
 
     def _out(self, message: str) -> None:
         if self.out.is_terminal:
-            self.out.print(message, markup=False)
+            self.out.print(message, markup=False, soft_wrap=True)
         else:
             super()._out(message)
 
@@ -575,7 +584,14 @@ class JsonReporter(PlainReporter):
     ) -> None:
         super().__init__(quiet=quiet, verbose=verbose)
         self.document: dict[str, Any] = {name: [] for name in lists}
+        if "unlisted" in lists and "drift" in lists:  # validate: not valid until it says so
+            self.document["valid"] = False
         self.document.update(notices=[], messages=[])
+
+    def connected(self, target: str) -> None:
+        """The document's `target`, known even when the command fails later."""
+        super().connected(target)
+        self.document["target"] = target
 
     def notice(self, message: str) -> None:
         """On stderr, and in the document's `notices`."""
@@ -637,6 +653,8 @@ class JsonReporter(PlainReporter):
                 else {}
             ),
         }
+        if isinstance(error, MigrationFailed) and "pending" in self.document:
+            self.document["pending"] = [_status_entry(status) for status in error.pending]
 
     def finish(self, exit_code: int) -> None:
         """Print the document."""

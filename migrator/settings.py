@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     require_run_mode: bool = False
     wait_for_db: float = Field(0.0, ge=0)
 
+    def __init__(self, **values: Any) -> None:
+        """Settings from `values` on top of the other sources; ConfigError names each bad one."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            if "_build_sources" in values:  # from load(), which names the sources itself
+                raise
+            raise _invalid(error, _origins(_layers(Settings, values))) from None
+
     @field_validator("schemas", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -232,8 +241,8 @@ def _build(layers: list[tuple[str, PydanticBaseSettingsSource]], flags: dict[str
     """The settings from sources already read (explain also asks them for their labels)."""
     sources = tuple(source for _, source in layers)
     try:
-        # A parameter of BaseSettings.__init__ that mypy does not see (it sees only the fields).
-        return Settings(_build_sources=(sources, flags))  # type: ignore[call-arg]
+        # BaseSettings' own parameter: the sources as read, not read again.
+        return Settings(_build_sources=(sources, flags))
     except ValidationError as error:
         raise _invalid(error, _origins(layers)) from None
 

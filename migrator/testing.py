@@ -2,13 +2,17 @@
 
 In a project's conftest.py::
 
+    from pathlib import Path
+
     from migrator.testing import migrated_database
 
-    database = migrated_database("path/to/project", seed=True)
+    database = migrated_database(Path(__file__).parent, seed=True)
 
 A test that asks for `database` gets a `MigratedDatabase` (its `url`, `name` and what migrate
-and seed did) on a database of its own, dropped afterwards. The server is `server_url`, else
-MIGRATOR_TEST_DATABASE_URL, else an embedded PostgreSQL started once per test session.
+and seed did) on a database of its own, dropped afterwards. The project folder's own settings
+apply (its pyproject.toml, .env files, sql/ and seeds/ or the folders they name), as if
+migrator ran there. The server is `server_url`, else MIGRATOR_TEST_DATABASE_URL, else an
+embedded PostgreSQL started once per test session.
 """
 
 from __future__ import annotations
@@ -51,12 +55,31 @@ def migrated_database(
     `project`'s sql/ (and seeded from its seeds/ with `seed`); `settings` as for migrate."""
     import pytest
 
+    from migrator.errors import MigratorError
+
+    root = Path(project).resolve()  # now: the fixture runs later, in another working folder
+
     @pytest.fixture(scope=scope)  # type: ignore[call-overload, untyped-decorator]
     def fixture() -> Iterator[MigratedDatabase]:
-        with fresh_database(project, server_url=server_url, seed=seed, **settings) as database:
-            yield database
+        try:
+            with fresh_database(root, server_url=server_url, seed=seed, **settings) as database:
+                yield database
+        except MigratorError as error:  # the reason and where, not migrator's traceback
+            pytest.fail(_describe(error), pytrace=False)
 
     return fixture
+
+
+def _describe(error: Exception) -> str:
+    from migrator.errors import MigrationFailed
+
+    lines = [f"{type(error).__name__}: {error}"]
+    if isinstance(error, MigrationFailed):
+        lines += [f"SQLSTATE {error.sqlstate}"] if error.sqlstate else []
+        lines += [error.excerpt] if error.excerpt else []
+    if hint := getattr(error, "hint", ""):
+        lines.append(f"hint: {hint}")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -67,36 +90,66 @@ def fresh_database(
     seed: bool = False,
     **settings: Any,
 ) -> Iterator[MigratedDatabase]:
-    """A new database on the server, migrated (and seeded) from `project`, dropped on exit."""
+    """A new database on the server, migrated (and seeded) from `project` with its own
+    settings, dropped on exit."""
     import migrator
 
-    root = Path(project)
     admin = server_url or os.environ.get(SERVER_VARIABLE) or _embedded_server()
     name = f"migrator_test_{uuid.uuid4().hex[:12]}"
     url = _create(admin, name)
     try:
-        values = {
-            "database_url": url,
-            "env": "development",
-            "sql_dir": root / "sql",
-            "seeds_dir": root / "seeds",
-            **settings,
-        }
-        migrated = migrator.migrate(**values)
-        seeded = migrator.seed(**values) if seed else None
+        values = {"database_url": url, "env": "development", **settings}
+        with _working_folder(Path(project)):
+            migrated = migrator.migrate(**values)
+            seeded = migrator.seed(**values) if seed else None
         yield MigratedDatabase(url, name, migrated, seeded)
     finally:
         _drop(admin, name)
 
 
+@contextmanager
+def _working_folder(folder: Path) -> Iterator[None]:
+    """Run in `folder`, where the project's settings and folders are found, then come back."""
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def _create(admin: str, name: str) -> str:
+    """Create the database; its URL."""
     import psycopg
     from psycopg import sql
-    from psycopg.conninfo import make_conninfo
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return make_conninfo(admin, dbname=name)
+    return _url(admin, name)
+
+
+def _url(admin: str, dbname: str) -> str:
+    """A postgresql:// URL for `dbname` on the server `admin` names (a URL or key=value)."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = {key: str(value) for key, value in conninfo_to_dict(admin).items() if value}
+    user = quote(parts.pop("user", ""), safe="")
+    password = parts.pop("password", "")
+    secret = f":{quote(password, safe='')}" if password else ""
+    login = f"{user}{secret}@" if user or secret else ""
+    host = parts.pop("host", "")
+    port = parts.pop("port", "")
+    parts.pop("dbname", None)
+    if host.startswith("/"):  # a socket folder goes in the query
+        parts = {"host": host, **parts}
+        host = ""
+    where = f"{host}:{port}" if port and host else host
+    if port and not host:
+        parts["port"] = port
+    query = f"?{urlencode(parts)}" if parts else ""
+    return f"postgresql://{login}{where}/{quote(dbname, safe='')}{query}"
 
 
 def _drop(admin: str, name: str) -> None:

@@ -80,6 +80,9 @@ def test_status_seed_validate_and_a_settings_object(database: Database, tmp_path
     assert migrator.status(settings).open_work == ()
     with pytest.raises(TypeError, match="settings given twice"):
         migrator.status(settings, lock_wait=1)
+    with pytest.raises(migrator.ConfigError, match="lock_timeout: must be a duration"):
+        migrator.Settings(lock_timeout="soon")
+    assert migrator.status(settings, select="public").seeds == ()  # one name, not its letters
 
 
 def test_a_user_project_tests_with_migrator_testing(server_url: str, tmp_path: Path) -> None:
@@ -107,6 +110,21 @@ def test_a_user_project_tests_with_migrator_testing(server_url: str, tmp_path: P
         ).fetchone()
     assert left == (0,)
 
+    # A migration that fails fails the tests with its reason and place, not a traceback.
+    write(project, {"db/sql/public/0003_bad.sql": "SELECT 1;" + MARK + "SELECT * FROM nope;"})
+    failed = subprocess.run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert 'db/sql/public/0003_bad.sql:3:15: chunk 2 of 2 failed: relation "nope"' in failed.stdout
+    assert "SQLSTATE 42P01" in failed.stdout
+    assert "engine.py" not in failed.stdout  # none of migrator's own frames
+
 
 def test_json_after_a_failure_names_the_applied_file_and_the_failure(
     database: Database, tmp_path: Path
@@ -125,13 +143,20 @@ def test_json_after_a_failure_names_the_applied_file_and_the_failure(
         1,
     )
     assert error["sqlstate"] == "42P01"
-    assert document["pending"] == [] and document["unlisted"] == []
+    assert [entry["path"] for entry in document["pending"]] == ["sql/public/0002_bad.sql"]
+    assert document["unlisted"] == [] and document["target"].endswith(database.name)
     assert document["exit_code"] == 1
     assert database.journal() == [(1, "applied", 1, 1), (2, "failed", 0, 1)]
 
     status = json.loads(cli("--json", "status", url=database.url).stdout)
     assert status["seeds"] == [] and status["drift"] == []
     assert "T" in status["migrations"][0]["finished_at"]  # ISO 8601
+    validate = json.loads(cli("--json", "validate", url=database.url).stdout)
+    assert validate["valid"] is True
+    write(tmp_path, {"sql/public/0001_ok.sql": "CREATE TABLE ok (id bigint);"})
+    drifted = cli("--json", "validate", url=database.url)
+    assert drifted.exit_code == 3
+    assert json.loads(drifted.stdout)["valid"] is False
 
 
 NOTICE = "DO $$ BEGIN RAISE NOTICE 'x marks the spot'; RAISE WARNING 'careful'; END $$;"
@@ -151,7 +176,8 @@ def test_server_notices_reach_stderr_with_the_file_and_chunk(
     write(tmp_path, {"sql/public/0002_n.sql": "-- migrator: no-transaction\n" + NOTICE})
     quiet = cli("-q", "--json", "migrate", url=database.url)
     assert quiet.exit_code == 0, quiet.output
-    assert "x marks" not in quiet.stderr
+    assert "x marks" not in quiet.stderr  # -q hides notices, not warnings
+    assert "sql/public/0002_n.sql chunk 1: WARNING: careful" in quiet.stderr
     messages = json.loads(quiet.stdout)["messages"]
     assert messages[0] == {
         "where": "sql/public/0002_n.sql chunk 1",
