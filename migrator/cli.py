@@ -104,8 +104,8 @@ Confirm = Annotated[
     typer.Option(
         "--confirm",
         metavar="DBNAME",
-        help="In production, the target database's name: confirms without a prompt "
-        "(or set CONFIRM_PROD).",
+        help="The target database's name: confirms a change in production (or set "
+        "CONFIRM_PROD) and a reset of any database but the embedded one, without a prompt.",
     ),
 ]
 
@@ -367,12 +367,14 @@ def adopt(
 
 
 @app.command()
-def reset(ctx: typer.Context, schemas: Schemas = None) -> None:
-    """Drop the schemas' objects and journals, then migrate again (development only)."""
+def reset(ctx: typer.Context, schemas: Schemas = None, confirm: Confirm = None) -> None:
+    """Drop the schemas' objects and journals, then migrate again (development only; the
+    database's name confirmed unless it is the embedded server)."""
     from migrator import commands
 
     with _run(ctx, "reset") as (settings, reporter):
-        reporter.show(commands.reset(settings, reporter=reporter, select=schemas or ()))
+        result = commands.reset(settings, reporter=reporter, select=schemas or (), confirm=confirm)
+        reporter.show(result)
 
 
 @app.command()

@@ -303,17 +303,23 @@ def reset(
     *,
     reporter: Reporter | None = None,
     select: Sequence[str] = (),
+    confirm: str | None = None,
     **values: Any,
 ) -> ResetResult:
     """Drop the selected schemas with everything in them (journals too), then migrate them
-    again; Refused outside development."""
+    again; Refused outside development, and unless the database's name is confirmed (given
+    as `confirm`, or typed) when it is not the embedded server."""
     from migrator import db, engine, guard
+    from migrator.settings import conninfo as configured
 
     settings, reporter = _setup(settings, reporter, values)
     guard.check_development(settings.env, "reset")
     _writing(settings)
     files = _files(settings, select)
     with _session(settings, reporter) as conn:
+        if configured(settings) is not None:  # a server of someone's: say which, and confirm
+            lines = [f"drop schema {schema} and everything in it" for schema in files]
+            _confirm(settings, conn, reporter, confirm, lines, command="reset")
         with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
             for schema in files:
                 db.drop_schema(conn, schema)
@@ -527,22 +533,28 @@ def _confirm(
     reporter: Reporter,
     confirm: str | None,
     preview: MigrateResult | SeedResult | Sequence[str] = (),
+    *,
+    command: str = "",
 ) -> None:
-    """In production: show the target and what will change, and have it confirmed (`confirm`,
-    CONFIRM_PROD, or the database name typed when the reporter can ask); Refused otherwise."""
+    """In production, or always for `command`: show the target and what will change, and have
+    it confirmed (`confirm`, CONFIRM_PROD in production, or the database name typed when the
+    reporter can ask); Refused otherwise."""
     from migrator import db, guard
 
-    if settings.env != "production":
+    if settings.env != "production" and not command:
         return
     dbname = conn.info.dbname
-    reporter.notice(f"production: {db.target(conn)} (database {dbname}, user {conn.info.user})")
+    where = command or "production"
+    reporter.notice(f"{where}: {db.target(conn)} (database {dbname}, user {conn.info.user})")
     reporter.review(preview)
-    given = os.environ.get("CONFIRM_PROD")
-    decision = guard.confirmation(settings.env, dbname, confirm, given, interactive=True)
+    given = None if command else os.environ.get("CONFIRM_PROD")
+    decision = guard.confirmation(
+        settings.env, dbname, confirm, given, interactive=True, command=command
+    )
     if decision is guard.Decision.ASK:
         answer = reporter.ask(f"Type the database name ({dbname}) to go ahead")
         if answer is None:  # nobody to ask: refused, saying how to confirm
-            guard.confirmation(settings.env, dbname, None, None, interactive=False)
+            guard.confirmation(settings.env, dbname, None, None, interactive=False, command=command)
         guard.check_answer(answer or "", dbname)
 
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 from psycopg import sql
@@ -25,21 +26,42 @@ Cursor = psycopg.Cursor[Any]
 
 
 def mask(conninfo: str) -> str:
-    """The target as users may see it: postgresql://user:***@host:port/dbname."""
+    """The target as users may see it: postgresql://user:***@host:port/dbname; a URL whose
+    user and password libpq does not read as written shows nothing before its last '@'."""
+    hidden = _hide_userinfo(conninfo)
     try:
         parts = conninfo_to_dict(conninfo)
     except psycopg.Error:
-        return "(an invalid connection string)"
+        return hidden or "(an invalid connection string)"
     user = str(parts.get("user") or "")
-    secret = ":***" if parts.get("password") else ""
+    password = str(parts.get("password") or "")
+    if hidden and unquote(_userinfo(conninfo) or "") not in (user, f"{user}:{password}"):
+        return hidden  # libpq split it elsewhere (a '/' or '@' in the password): show none of it
+    secret = ":***" if password else ""
     host = str(parts.get("host") or "")
     if "@" in host:  # libpq split an unencoded '@' of the password into the host
-        return "(a URL with an unencoded '@' in its password)"
+        return hidden or "(a URL with an unencoded '@' in its password)"
     port = f":{parts['port']}" if parts.get("port") else ""
     dbname = str(parts.get("dbname") or user)
     if host.startswith("/"):
         return f"postgresql://{user}{secret}@/{dbname}?host={host}"
     return f"postgresql://{user}{secret}@{host or 'localhost'}{port}/{dbname}"
+
+
+def _userinfo(conninfo: str) -> str | None:
+    """A URL's text between the scheme and the last '@' before its query (None: no such)."""
+    _, scheme, rest = conninfo.strip().partition("://")
+    address = rest.split("?", 1)[0]
+    return address.rsplit("@", 1)[0] if scheme and "@" in address else None
+
+
+def _hide_userinfo(conninfo: str) -> str:
+    """The URL with everything between its scheme and its last '@' masked ("" if no such)."""
+    userinfo = _userinfo(conninfo)
+    if userinfo is None:
+        return ""
+    scheme, _, rest = conninfo.strip().partition("://")
+    return f"{scheme}://***@{rest[len(userinfo) + 1 :]}"
 
 
 def target(conn: Connection) -> str:
@@ -52,12 +74,16 @@ def target(conn: Connection) -> str:
 
 
 def scrub(text: str, conninfo: str) -> str:
-    """The text with the connection's password, if any, replaced by ***."""
-    try:
-        password = str(conninfo_to_dict(conninfo).get("password") or "")
-    except psycopg.Error:
+    """The text with the connection string, wherever it appears whole, shown masked (and the
+    URL's user and password part of it, wherever that appears); nothing else is edited."""
+    if not conninfo.strip():
         return text
-    return text.replace(password, "***") if password else text
+    text = text.replace(conninfo, mask(conninfo))
+    userinfo = _userinfo(conninfo)
+    if userinfo and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        text = text.replace(f"{userinfo}@", f"{user}:***@")
+    return text
 
 
 _NAMING = ("host", "hostaddr", "dbname", "user", "service")
@@ -147,6 +173,9 @@ def session_reset_sql(
         sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)),
         sql.SQL("SET lock_timeout TO {}").format(sql.Literal(lock_timeout)),
         sql.SQL("SET statement_timeout TO {}").format(sql.Literal(statement_timeout)),
+        # The lexer reads '...' as the SQL standard does; a database or role set to off would
+        # have the server split the text elsewhere than the chunks were counted.
+        sql.SQL("SET standard_conforming_strings TO on"),
     ]
     if conn.info.server_version >= 140000:
         parts.append(

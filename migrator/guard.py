@@ -34,10 +34,17 @@ def check_development(env: str, command: str) -> None:
 
 
 def confirmation(
-    env: str, dbname: str, confirm: str | None, confirm_env: str | None, interactive: bool
+    env: str,
+    dbname: str,
+    confirm: str | None,
+    confirm_env: str | None,
+    interactive: bool,
+    *,
+    command: str = "",
 ) -> Decision:
-    """Whether a change may go ahead in this environment; Refused when it may not."""
-    if env != "production":
+    """Whether a change may go ahead: in production, or always for `command` (reset), only
+    once the database's name is given or typed; Refused when nobody can confirm it."""
+    if env != "production" and not command:
         return Decision.PROCEED
     given = confirm if confirm is not None else confirm_env
     if given is not None:
@@ -46,9 +53,11 @@ def confirmation(
     if interactive:
         return Decision.ASK
     raise Refused(
-        f"production: nothing was changed, because nobody confirmed the target '{dbname}'",
-        hint=f"Pass --confirm {dbname} or set CONFIRM_PROD={dbname} (there is no terminal to "
-        "ask on).",
+        f"{command or 'production'}: nothing was changed, because nobody confirmed the target "
+        f"'{dbname}'",
+        hint=f"Pass --confirm {dbname}"
+        + ("" if command else f" or set CONFIRM_PROD={dbname}")
+        + " (there is no terminal to ask on).",
     )
 
 

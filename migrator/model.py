@@ -250,6 +250,7 @@ class SeedOutcome:
     action: str
     duration_ms: int = 0
     error: str = ""
+    ended_transaction: bool = False  # it committed or rolled back the runner's transaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from migrator import db, seed_journal, sqlfile
 from migrator.discovery import display
@@ -204,7 +205,9 @@ def _import(path: Path, shown: str, number: int) -> ModuleType:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise BadFile([f"{shown}:{exc.lineno}: {exc.msg}"]) from None
-    except Exception as exc:  # whatever the module raises while it imports
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # whatever the module raises while it imports, sys.exit too
         raise BadFile([f"{_where(exc, path, shown)}: {type(exc).__name__}: {exc}"]) from None
     return module
 
@@ -317,10 +320,16 @@ def seed(
                 _hook(conn, hooks, "on_success", process.file.name)
         if failures:
             names = ", ".join(failure.name for failure in failures)
+            ended = any(failure.ended_transaction for failure in failures)
+            done = (
+                "Some of its writes are committed (see above)"
+                if ended
+                else ("Its writes were rolled back")
+            )
             raise SeedFailed(
                 f"seed process {names} failed: {failures[0].error.splitlines()[0]}",
-                hint="Its writes were rolled back and FAIL recorded in the seed journal; fix it "
-                "and run again (processes already SUCCESS are skipped).",
+                hint=f"{done} and FAIL recorded in the seed journal; fix it and run again "
+                "(processes already SUCCESS are skipped).",
             )
         if due or to_clean:
             _hook(conn, hooks, "after_migration")
@@ -347,10 +356,16 @@ def _run(
     name = process.file.name
     reporter.seed_started(name)
     attempt = 0
+    ended = False
     while True:
         try:
             with conn.transaction():
-                process.run(conn)
+                try:
+                    process.run(conn)
+                finally:
+                    ended = conn.info.transaction_status == TransactionStatus.IDLE
+                if ended:
+                    raise _EndedTransaction
                 seed_journal.record(
                     conn,
                     settings.seeds_table,
@@ -360,15 +375,19 @@ def _run(
                     duration_ms=_ms_since(started),
                 )
             return SeedOutcome(name, "ran", _ms_since(started))
-        except Exception as exc:  # a seed process may raise anything; it fails, the run goes on
+        except KeyboardInterrupt:
+            raise  # Ctrl-C and SIGTERM interrupt the run, with their own exit codes
+        except BaseException as exc:  # a process may raise anything, sys.exit too: it fails
             cause = _server_error(exc)
             if conn.broken:
                 raise db.connection_lost(f"seed process {name}", cause or exc) from exc
             timed_out = isinstance(cause, pg_errors.LockNotAvailable)
-            if not timed_out or attempt == settings.lock_retries:
+            if ended or not timed_out or attempt == settings.lock_retries:
                 error = _describe(exc, process)
                 if timed_out:
                     error = _blocked(conn, error, attempt)
+                if ended and not isinstance(exc, _EndedTransaction):
+                    error += f"; {ENDED}"
                 break
         attempt += 1
         delay = RETRY_DELAY * 2 ** (attempt - 1)
@@ -383,7 +402,20 @@ def _run(
         duration_ms=_ms_since(started),
         error=error,
     )
-    return SeedOutcome(name, "failed", _ms_since(started), error)
+    return SeedOutcome(name, "failed", _ms_since(started), error, ended)
+
+
+ENDED = (
+    "it ended the runner's transaction itself (COMMIT or ROLLBACK), so what it wrote before "
+    "that is committed: it was not rolled back"
+)
+
+
+class _EndedTransaction(Exception):
+    """A process committed or rolled back the transaction the runner gave it."""
+
+    def __str__(self) -> str:
+        return "the process ended the runner's transaction"
 
 
 def _blocked(conn: db.Connection, error: str, retries: int) -> str:
@@ -402,10 +434,12 @@ def _server_error(exc: BaseException) -> psycopg.Error | None:
     return None
 
 
-def _describe(exc: Exception, process: Process) -> str:
+def _describe(exc: BaseException, process: Process) -> str:
     if isinstance(exc, _SqlSeedError):
         return str(exc)
     shown = process.file.path
+    if isinstance(exc, _EndedTransaction):
+        return f"{shown}: {ENDED}"
     if isinstance(exc, psycopg.Error):
         message = exc.diag.message_primary or " ".join(str(exc).split())
         where = _where(exc, Path(shown), shown)

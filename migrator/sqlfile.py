@@ -122,7 +122,7 @@ def _refusal(words: tuple[str, ...]) -> str:
             "migration file cannot hold: load from a server-side file (COPY ... FROM 'path'), "
             "or use INSERT"
         )
-    if first in _ENDS and "chain" in words:
+    if first in _ENDS and "chain" in words and words[words.index("chain") - 1] != "no":
         return (
             f"{first.upper()} AND CHAIN leaves a transaction open after the chunk, where the "
             "journal update would be lost: end it with a plain COMMIT"
@@ -152,7 +152,8 @@ def classify(statements: tuple[Statement, ...]) -> tuple[ChunkKind, str, str, in
         if reason:
             return ChunkKind.AUTOCOMMIT, reason, "", statement.start
     roles = [(s, _transaction_control(s.words)) for s in statements]
-    if not any(role for _, role in roles):
+    if not any(role in ("open", "close") for _, role in roles):
+        # Savepoints alone run inside the transaction the runner opens for the chunk.
         return ChunkKind.TRANSACTIONAL, "", "", statements[0].start
     is_open = False
     for statement, role in roles:

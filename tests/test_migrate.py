@@ -840,3 +840,35 @@ def test_a_latin1_database_gets_the_file_text_as_written(server_url: str, tmp_pa
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def test_the_session_reads_strings_as_the_lexer_does_whatever_the_database_default(
+    database: Database, tmp_path: Path
+) -> None:
+    """With standard_conforming_strings off on the database, the server would read the
+    backslash as an escape and run `COMMIT; SELECT 1/0` as statements of their own; the runner
+    sets it on, so the chunk is the one statement the lexer counted."""
+    database.query(f'ALTER DATABASE "{database.name}" SET standard_conforming_strings = off')
+    tricky = r"INSERT INTO t VALUES ('x\' || ' ; COMMIT; SELECT 1/0; -- ')"
+    write(tmp_path, {"sql/public/0001_t.sql": chunks("CREATE TABLE t (v text)", tricky)})
+    write(tmp_path, {"seeds/1_t.sql": tricky + ";\n"})
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert cli("seed", url=database.url).exit_code == 0
+    value = "x\\ ; COMMIT; SELECT 1/0; -- "
+    assert database.query("SELECT v FROM t") == [(value,), (value,)]
+    assert database.journal() == [(1, "applied", 2, 2)]
+    assert database.query("SELECT name, status FROM public.__seeds") == [("1_t", "SUCCESS")]
+
+
+def test_savepoints_in_an_ordinary_chunk_run_inside_its_transaction(
+    database: Database, tmp_path: Path
+) -> None:
+    savepoints = (
+        "INSERT INTO t VALUES (1); SAVEPOINT s; INSERT INTO t VALUES (2);"
+        " ROLLBACK TO SAVEPOINT s; RELEASE SAVEPOINT s; INSERT INTO t VALUES (3)"
+    )
+    write(tmp_path, {"sql/public/0001_t.sql": chunks("CREATE TABLE t (id int)", savepoints)})
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.query("SELECT id FROM t ORDER BY id") == [(1,), (3,)]
+    assert database.journal() == [(1, "applied", 2, 2)]

@@ -359,7 +359,7 @@ def _prepare_edited(database: Database, tmp_path: Path) -> None:
             id="baseline",
         ),
         pytest.param(
-            ("reset",),
+            ("reset", "--confirm", "{database}"),
             _prepare_applied,
             lambda database: database.query("SELECT * FROM x") == [],
             id="reset",
@@ -370,6 +370,7 @@ def test_run_mode_guard_refuses_every_writing_command(
     database: Database, tmp_path: Path, args: tuple[str, ...], prepare: Any, done: Any
 ) -> None:
     prepare(database, tmp_path)
+    args = tuple(arg.format(database=database.name) for arg in args)
     before = dump(database)
     for run_mode in ({}, {"RUN_MODE": "web"}):
         refused = cli(*args, url=database.url, env={**GUARDED, **run_mode})
@@ -569,7 +570,7 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     seed = cli("--json", "seed", url=url)
     doc = document(seed)
     assert [(s["name"], s["action"]) for s in doc["seeds"]] == [("1_s", "ran")]
-    assert set(doc["seeds"][0]) == {"name", "action", "duration_ms", "error"}
+    assert set(doc["seeds"][0]) == {"name", "action", "duration_ms", "error", "ended_transaction"}
     assert database.query("SELECT id FROM s") == [(1,)]
 
     new = cli("--json", "new", "public", "add y", url=url)
@@ -602,7 +603,7 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     assert document(baseline)["baselined"] == ["sql/public/0002_add_y.sql"]
     assert database.journal() == [(1, "applied", 2, 2), (2, "baseline", 1, 1)]
 
-    reset = cli("--json", "reset", url=url)
+    reset = cli("--json", "reset", "--confirm", database.name, url=url)
     doc = document(reset)
     assert doc["reset"] == ["public"]
     assert [a["path"] for a in doc["applied"]] == [first, "sql/public/0002_add_y.sql"]
@@ -875,7 +876,15 @@ def test_reset_drops_the_objects_and_applies_again(database: Database, tmp_path:
     database.query("CREATE TABLE app.stray (id int)")
     started = database.scalar("SELECT started_at FROM public.__migrations")
 
-    result = cli("reset", url=database.url)
+    # A configured server is not the embedded one: off a terminal the name must be given.
+    for refusal in (("reset",), ("reset", "--confirm", "wrong")):
+        refused = cli(*refusal, url=database.url)
+        assert refused.exit_code == 4, refused.output
+        assert "nothing was changed" in refused.stderr
+        assert database.query("SELECT * FROM x") == [(1,)] and exists(database, "app.stray")
+    assert f"--confirm {database.name}" in cli("reset", url=database.url).stderr
+
+    result = cli("reset", "--confirm", database.name, url=database.url)
     assert result.exit_code == 0, result.output
     assert database.query("SELECT * FROM x") == []
     assert database.query("SELECT * FROM app.y") == []
@@ -889,7 +898,7 @@ def test_reset_of_one_schema_leaves_the_others(database: Database, tmp_path: Pat
     write(tmp_path, {**PROJECT, "sql/app/0001_y.sql": "CREATE TABLE app.y (id int);\n"})
     assert cli("migrate", url=database.url).exit_code == 0
     database.query("INSERT INTO x VALUES (1); INSERT INTO app.y VALUES (1)")
-    assert cli("reset", "app", url=database.url).exit_code == 0
+    assert cli("reset", "app", "--confirm", database.name, url=database.url).exit_code == 0
     assert database.query("SELECT * FROM app.y") == []
     assert database.query("SELECT id FROM x") == [(1,)]
 

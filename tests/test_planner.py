@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrator import planner, sqlfile
-from migrator.db import mask
+from migrator.db import mask, scrub
 from migrator.errors import BadFile, DriftError
 from migrator.model import Chunk, FileState, JournalRow, RowStatus, Scope, SqlFile
 
@@ -145,10 +145,34 @@ def test_plan_parses_only_what_it_will_run() -> None:
             "postgresql://postgres@/postgres?host=/tmp/x",
         ),
         ("not a url", "(an invalid connection string)"),
+        # libpq reads these user and password parts otherwise than written: show none of them.
+        ("postgresql://app:pa/ssw0rd@host/db", "postgresql://***@host/db"),
+        ("postgresql://app:p@ss@host/db", "postgresql://***@host/db"),
     ],
 )
 def test_mask_never_shows_the_password(conninfo: str, shown: str) -> None:
     assert mask(conninfo) == shown
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "message", "scrubbed"),
+    [
+        (  # a one-letter password: the letter stays everywhere else
+            "postgresql://app:x@db/shop",
+            "cannot reach postgresql://app:x@db/shop: x marks the spot",
+            "cannot reach postgresql://app:***@db/shop: x marks the spot",
+        ),
+        (  # a password libpq does not read as one: hidden whole, wherever the URL appears
+            "postgresql://app:pa/ssw0rd@host/db",
+            'no host "app:pa/ssw0rd@host" in postgresql://app:pa/ssw0rd@host/db',
+            'no host "app:***@host" in postgresql://***@host/db',
+        ),
+    ],
+)
+def test_scrub_masks_the_connection_string_and_edits_nothing_else(
+    conninfo: str, message: str, scrubbed: str
+) -> None:
+    assert scrub(message, conninfo) == scrubbed
 
 
 def test_schema_order_puts_configured_then_public_then_names() -> None:

@@ -279,3 +279,56 @@ def test_the_example_project_seeds_once_and_then_only_refreshes(
     second = cli("seed", url=database.url)
     assert "seeds: 4 skipped, 1 ran" in second.stdout
     assert seed_rows(database)[-1] == ("catalog/2_refresh_price_cache", "SUCCESS", 2)
+
+
+@pytest.mark.parametrize("code", ["0", "3"])
+def test_a_process_that_calls_sys_exit_fails_is_rolled_back_and_exits_1(
+    project: Database, tmp_path: Path, code: str
+) -> None:
+    write(
+        tmp_path,
+        {
+            "seeds/2_admin.py": "import sys\n\n\ndef run(conn):\n"
+            "    conn.execute(\"INSERT INTO public.log VALUES ('admin')\")\n"
+            f"    sys.exit({code})\n"
+        },
+    )
+    result = cli("seed", url=project.url)
+    assert result.exit_code == 1, result.output
+    assert f"SystemExit: {code}" in result.stderr
+    assert log(project) == ["roles"]  # its insert rolled back, the later processes not run
+    assert seed_rows(project) == [("1_roles", "SUCCESS", 1), ("2_admin", "FAIL", 1)]
+
+
+def test_sys_exit_at_import_is_a_bad_file(project: Database, tmp_path: Path) -> None:
+    write(tmp_path, {"seeds/2_admin.py": "import sys\n\nsys.exit(0)\n"})
+    result = cli("seed", url=project.url)
+    assert result.exit_code == 2, result.output
+    assert "seeds/2_admin.py:3: SystemExit: 0" in result.stderr
+    assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None
+
+
+def test_a_process_that_commits_the_runners_transaction_is_told_so(
+    project: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "seeds/2_admin.py": "def run(conn):\n"
+            "    conn.execute(\"INSERT INTO public.log VALUES ('admin')\")\n"
+            '    conn.execute("COMMIT")\n'
+            "    raise ValueError('after the commit')\n"
+        },
+    )
+    result = cli("seed", url=project.url)
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert "ended the runner's transaction itself" in message
+    assert "Some of its writes are committed" in message and "were rolled back" not in message
+    assert log(project) == ["admin", "roles"]  # committed by the process itself
+    assert seed_rows(project) == [("1_roles", "SUCCESS", 1), ("2_admin", "FAIL", 1)]
+
+    write(tmp_path, {"seeds/2_admin.py": 'def run(conn):\n    conn.execute("COMMIT")\n'})
+    quiet = cli("seed", "--only", "2_admin", url=project.url)
+    assert quiet.exit_code == 1, quiet.output  # no SUCCESS apart from what it committed
+    assert seed_rows(project) == [("1_roles", "SUCCESS", 1), ("2_admin", "FAIL", 2)]

@@ -650,6 +650,18 @@ def test_an_unterminated_literal_or_comment_is_refused_with_line_and_column(
             id="savepoints inside an open transaction are fine",
         ),
         pytest.param(
+            "savepoint s; select 1; rollback to savepoint s; release savepoint s;",
+            ChunkKind.TRANSACTIONAL,
+            "",
+            id="savepoints alone run inside the runner's transaction",
+        ),
+        pytest.param(
+            "begin; select 1; commit and no chain;",
+            ChunkKind.SELF_MANAGED,
+            "BEGIN ... COMMIT",
+            id="COMMIT AND NO CHAIN is a plain COMMIT",
+        ),
+        pytest.param(
             "begin; select 1; commit; begin work; select 2; abort;",
             ChunkKind.SELF_MANAGED,
             "BEGIN ... COMMIT",
@@ -695,11 +707,6 @@ SHARED = (
             "create table t (a int);\ncommit;",
             "2:1: chunk 1: COMMIT without a BEGIN in the same chunk",
             id="a COMMIT without a BEGIN",
-        ),
-        pytest.param(
-            "savepoint s;",
-            "1:1: chunk 1: SAVEPOINT without a BEGIN in the same chunk",
-            id="a SAVEPOINT without a BEGIN",
         ),
         pytest.param(
             "begin;\n  begin;\ncommit;",
