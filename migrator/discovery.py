@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,7 +118,12 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     problems: list[str] = []
     files: list[SqlFile] = []
     for entry in _entries(folder):
-        if not entry.name.endswith(".sql") or entry.name.startswith("."):
+        if entry.name.startswith("."):
+            continue
+        if problem := name_problem(entry.name):
+            problems.append(f"{prefix}/{shown(entry.name)}: {problem}")
+            continue
+        if not entry.name.endswith(".sql"):
             continue
         path = f"{prefix}/{entry.name}"
         try:
@@ -135,6 +141,26 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     if problems:
         raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
     return tuple(files)
+
+
+_NEAR_MISS = re.compile(r"[0-9]+_.*\.(?:sql|sq)\s*", re.IGNORECASE)
+
+
+def name_problem(name: str) -> str:
+    """Why a file name in a migrations or seeds folder is a typo, not a file to skip ("" when
+    it is fine): not UTF-8, or numbered like a migration with a near-miss extension."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not UTF-8: rename it"
+    if _NEAR_MISS.fullmatch(name) and not name.endswith((".sql", ".py")):
+        return "named like a migration, but it does not end in .sql: rename it"
+    return ""
+
+
+def shown(name: str) -> str:
+    """A file name as it can be printed (bytes that are not UTF-8 escaped)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _read_regular(entry: os.DirEntry[str] | Path, path: str) -> bytes:

@@ -19,7 +19,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
 from migrator import db, seed_journal, sqlfile
-from migrator.discovery import display
+from migrator.discovery import display, name_problem, shown
 from migrator.engine import RETRY_DELAY, describe
 from migrator.errors import BadFile, ConfigError, SeedFailed
 from migrator.model import (
@@ -63,10 +63,18 @@ def discover(seeds_dir: Path) -> list[SeedFile]:
         subfolders[:] = [name for name in subfolders if not name.startswith(("_", "."))]
         parts = Path(folder).relative_to(seeds_dir).parts
         for filename in names:
-            if filename.startswith(("_", ".")) or not filename.endswith((".sql", ".py")):
+            if filename.startswith(("_", ".")):
+                continue
+            if problem := name_problem(filename):
+                problems.append(f"{root}/{'/'.join((*parts, shown(filename)))}: {problem}")
+                continue
+            if not filename.endswith((".sql", ".py")):
                 continue
             relative = "/".join((*parts, filename))
             path = f"{root}/{relative}"
+            if not Path(folder, filename).is_file():  # reading a FIFO would wait forever
+                problems.append(f"{path}: not a regular file")
+                continue
             match = SEED_NAME.fullmatch(filename)
             if match is None:
                 problems.append(f"{path}: name does not fit <n>_<name>.sql or <n>_<name>.py")
@@ -82,6 +90,11 @@ def discover(seeds_dir: Path) -> list[SeedFile]:
             kind = SeedKind.SQL if match[2] == "sql" else SeedKind.PYTHON
             seed = SeedFile(relative.rsplit(".", 1)[0], path, kind, text, sqlfile.sha256(text))
             found.append((parts, int(match[1]), filename, seed))
+    paths: dict[str, str] = {}  # process name -> the first file of that name
+    for _, _, _, seed in found:
+        if seed.name in paths:
+            problems.append(f"{paths[seed.name]} and {seed.path}: two processes named {seed.name}")
+        paths.setdefault(seed.name, seed.path)
     if problems:
         raise BadFile(problems, hint="Nothing was seeded. Fix the files and run again.")
     found.sort(key=lambda entry: entry[:3])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +48,13 @@ _KEYWORDS = {
     "PGSERVICE": "service",
 }
 LIBPQ_VARIABLES = tuple(_KEYWORDS)
-_DURATION = re.compile(r"[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?")
 # How each setting with a rule must look; error messages never repeat the value itself.
 _MUST = {
     "env": f"must be one of {', '.join(ENVIRONMENTS)}",
-    "lock_timeout": "must be a duration such as 10s, 500ms or 5min",
-    "statement_timeout": "must be a duration such as 10s, 500ms or 5min",
+    "lock_timeout": "must be a duration such as 10s, 500ms or 5min, at most 24 days",
+    "statement_timeout": "must be a duration such as 10s, 500ms or 5min, at most 24 days",
+    "journal_table": "must be a table name of 1 to 63 bytes",
+    "seeds_table": "must be a table name of 1 to 63 bytes",
     "lock_retries": "must be a whole number, 0 or more",
     "lock_wait": "must be 0 or more seconds",
     "wait_for_db": "must be 0 or more seconds",
@@ -82,15 +82,15 @@ class Settings(BaseSettings):
     seeds_dir: Path = Path("seeds")
     # "sale, public" in a variable (not JSON), a list in pyproject.toml.
     schemas: Annotated[tuple[str, ...], NoDecode] = ()
-    journal_table: str = "__migrations"
-    seeds_table: str = "__seeds"
+    journal_table: str = Field("__migrations", min_length=1)
+    seeds_table: str = Field("__seeds", min_length=1)
     lock_timeout: str = "10s"
     statement_timeout: str = "0"
     lock_retries: int = Field(3, ge=0)
-    lock_wait: float = Field(60.0, ge=0)
+    lock_wait: float = Field(60.0, ge=0, allow_inf_nan=False)
     embedded_dir: Path = Path(".migrator")
     require_run_mode: bool = False
-    wait_for_db: float = Field(0.0, ge=0)
+    wait_for_db: float = Field(0.0, ge=0, allow_inf_nan=False)
 
     def __init__(self, **values: Any) -> None:
         """Settings from `values` on top of the other sources; ConfigError names each bad one."""
@@ -114,10 +114,19 @@ class Settings(BaseSettings):
     @field_validator("lock_timeout", "statement_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object, info: ValidationInfo) -> str:
+        from migrator.sqlfile import timeout_ms
+
         text = str(value).strip()  # str(): a TOML number of milliseconds is a duration too
-        if not _DURATION.fullmatch(text):
+        if timeout_ms(text) is None:
             raise ValueError(_MUST[str(info.field_name)])
         return text
+
+    @field_validator("journal_table", "seeds_table")
+    @classmethod
+    def _table_name(cls, value: str, info: ValidationInfo) -> str:
+        if not 0 < len(value.encode("utf-8")) <= 63:  # PostgreSQL would cut a longer name
+            raise ValueError(_MUST[str(info.field_name)])
+        return value
 
     @classmethod
     def settings_customise_sources(

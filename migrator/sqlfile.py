@@ -14,7 +14,19 @@ from migrator.model import Chunk, ChunkKind, Migration, SqlFile, TxMode
 NAME = re.compile(r"([0-9]+)_([^/\\]+)\.sql")  # ASCII digits: int() takes any Unicode digit
 BOM = b"\xef\xbb\xbf"
 _DIRECTIVE = re.compile(r"--\s*migrator:(.*)")
-_DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?\s*(?:us|ms|s|min|h|d)?")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h|d)?")
+_UNIT_MS = {"us": 0.001, "ms": 1, "": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout and statement_timeout are ints of milliseconds
+
+
+def timeout_ms(text: str) -> float | None:
+    """A PostgreSQL duration (no unit: milliseconds) in milliseconds; None when it is not one
+    or PostgreSQL's timeouts cannot hold it."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        return None
+    ms = float(match[1]) * _UNIT_MS[match[2] or ""]
+    return ms if ms <= MAX_TIMEOUT_MS else None
 
 
 def parse_name(filename: str) -> tuple[int, str] | None:
@@ -209,8 +221,10 @@ def read_directives(text: str, path: str, *, allowed: frozenset[str]) -> tuple[D
             mode = new_mode
         elif word == "always-run":
             always_run = True
-        elif not _DURATION.fullmatch(value):
-            problems.append(f"{where}: {word} needs a duration such as 30s, 500ms or 5min")
+        elif timeout_ms(value) is None:
+            problems.append(
+                f"{where}: {word} needs a duration such as 30s, 500ms or 5min, at most 24 days"
+            )
         else:
             timeouts[word] = value.replace(" ", "")
     if problems:

@@ -77,6 +77,20 @@ GOOD = {"sql/public/0001_t.sql": "CREATE TABLE t (id int);\n"}
             "sql/public/0002_x.sql: a folder named like a migration file",
             id="a folder named like a migration",
         ),
+        *(
+            pytest.param(
+                {f"sql/public/{name}": "SELECT 1;"},
+                f"sql/public/{name}: named like a migration, but it does not end in .sql",
+                id=f"a near-miss name {name!r}",
+            )
+            for name in ("0002_x.SQL", "0002_x.Sql", "0002_x.sq", "0002_x.sql ")
+        ),
+        pytest.param(
+            {"sql/public/0002_x.sql": "-- migrator: lock-timeout=30d\nSELECT 1;"},
+            "sql/public/0002_x.sql:1: lock-timeout needs a duration such as 30s, 500ms or 5min, "
+            "at most 24 days",
+            id="a timeout beyond PostgreSQL's range",
+        ),
     ],
 )
 def test_bad_files_exit_2_naming_the_file_and_nothing_runs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -332,3 +333,43 @@ def test_a_process_that_commits_the_runners_transaction_is_told_so(
     quiet = cli("seed", "--only", "2_admin", url=project.url)
     assert quiet.exit_code == 1, quiet.output  # no SUCCESS apart from what it committed
     assert seed_rows(project) == [("1_roles", "SUCCESS", 1), ("2_admin", "FAIL", 2)]
+
+
+def test_two_processes_of_one_name_a_fifo_and_near_miss_names_are_refused(
+    project: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "seeds/2_admin.sql": "INSERT INTO public.log VALUES ('twice');\n",
+            "seeds/3_extra.SQL": "SELECT 1;\n",
+        },
+    )
+    os.mkfifo(tmp_path / "seeds" / "4_pipe.sql")
+    for command in (("seed",), ("status",)):
+        result = cli(*command, url=project.url)  # a FIFO must not make either wait forever
+        assert result.exit_code == 2, result.output
+        assert "seeds/2_admin.py and seeds/2_admin.sql: two processes named 2_admin" in (
+            result.stderr
+        ) or "seeds/2_admin.sql and seeds/2_admin.py: two processes named 2_admin" in (
+            result.stderr
+        )
+        assert "seeds/3_extra.SQL: named like a migration, but it does not end in .sql" in (
+            result.stderr
+        )
+        assert "seeds/4_pipe.sql: not a regular file" in result.stderr
+    assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_naming_it(
+    project: Database, tmp_path: Path
+) -> None:
+    (tmp_path / "seeds").joinpath(os.fsdecode(b"5_caf\xe9.sql")).write_text("SELECT 1;\n")
+    (tmp_path / "sql" / "public").joinpath(os.fsdecode(b"0001_caf\xe9.sql")).write_text("x")
+    seeded = cli("seed", url=project.url)
+    assert seeded.exit_code == 2, seeded.output
+    assert "the file name is not UTF-8" in seeded.stderr and "Traceback" not in seeded.output
+    migrated = cli("migrate", url=project.url)
+    assert migrated.exit_code == 2, migrated.output
+    assert "sql/public/0001_caf\\udce9.sql: the file name is not UTF-8" in migrated.stderr
+    assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None

@@ -410,8 +410,16 @@ def test_bad_values_are_named_with_their_source_but_never_shown(
     ("name", "value", "problem"),
     [
         ("env", "prod", "must be one of development, staging, production"),
-        ("lock_timeout", "5 seconds", "must be a duration such as 10s, 500ms or 5min"),
-        ("statement_timeout", "-1", "must be a duration such as 10s, 500ms or 5min"),
+        (
+            "lock_timeout",
+            "5 seconds",
+            "must be a duration such as 10s, 500ms or 5min, at most 24 days",
+        ),
+        (
+            "statement_timeout",
+            "-1",
+            "must be a duration such as 10s, 500ms or 5min, at most 24 days",
+        ),
         ("lock_retries", "-1", "must be a whole number, 0 or more"),
         ("lock_retries", "many", "is not valid"),
         ("lock_wait", "-0.5", "must be 0 or more seconds"),
@@ -453,7 +461,7 @@ def test_every_bad_setting_in_one_error_without_the_password(
         settings.load()
     assert caught.value.message == (
         "invalid settings: sql_dir: is not valid (from pyproject.toml [tool.migrator]); "
-        "lock_timeout: must be a duration such as 10s, 500ms or 5min "
+        "lock_timeout: must be a duration such as 10s, 500ms or 5min, at most 24 days "
         "(from pyproject.toml [tool.migrator]); "
         "lock_retries: must be a whole number, 0 or more (from .env)"
     )
@@ -486,3 +494,25 @@ def test_an_unreadable_file_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         settings.load()
     assert caught.value.message.startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("MIGRATOR_STATEMENT_TIMEOUT", "30d", "statement_timeout: must be a duration"),
+        ("MIGRATOR_LOCK_TIMEOUT", "2147483648", "lock_timeout: must be a duration"),
+        ("MIGRATOR_JOURNAL_TABLE", "", "journal_table: must be a table name of 1 to 63 bytes"),
+        ("MIGRATOR_SEEDS_TABLE", "s" * 64, "seeds_table: must be a table name of 1 to 63 bytes"),
+        ("MIGRATOR_LOCK_WAIT", "nan", "lock_wait: must be 0 or more seconds"),
+        ("MIGRATOR_WAIT_FOR_DB", "inf", "wait_for_db: must be 0 or more seconds"),
+    ],
+)
+def test_values_postgresql_or_the_runner_cannot_hold_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        settings.load()
+    assert problem in caught.value.message and "(from environment)" in caught.value.message
+    monkeypatch.delenv(variable)
+    assert settings.load(lock_timeout="24d").lock_timeout == "24d"  # the largest that fits

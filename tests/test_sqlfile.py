@@ -852,17 +852,17 @@ KNOWN = "lock-timeout, no-transaction, single-transaction, statement-timeout"
         ),
         pytest.param(
             "-- migrator: lock-timeout=soon\n",
-            "1: lock-timeout needs a duration such as 30s, 500ms or 5min",
+            "1: lock-timeout needs a duration such as 30s, 500ms or 5min, at most 24 days",
             id="a bad duration",
         ),
         pytest.param(
             "-- migrator: statement-timeout=\n",
-            "1: statement-timeout needs a duration such as 30s, 500ms or 5min",
+            "1: statement-timeout needs a duration such as 30s, 500ms or 5min, at most 24 days",
             id="an empty duration",
         ),
         pytest.param(
             "-- migrator: statement-timeout=5 minutes\n",
-            "1: statement-timeout needs a duration such as 30s, 500ms or 5min",
+            "1: statement-timeout needs a duration such as 30s, 500ms or 5min, at most 24 days",
             id="a unit PostgreSQL does not know",
         ),
         pytest.param(
@@ -898,7 +898,7 @@ def test_every_bad_directive_is_listed() -> None:
     text = "-- migrator: nope\n-- migrator: lock-timeout=x\nselect 1;"
     assert problems(text) == [
         f"{PATH}:1: unknown directive 'nope' (known: {KNOWN})",
-        f"{PATH}:2: lock-timeout needs a duration such as 30s, 500ms or 5min",
+        f"{PATH}:2: lock-timeout needs a duration such as 30s, 500ms or 5min, at most 24 days",
     ]
 
 
