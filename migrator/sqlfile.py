@@ -16,6 +16,7 @@ BOM = b"\xef\xbb\xbf"
 _DIRECTIVE = re.compile(r"--\s*migrator:(.*)")
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h|d)?")
 _UNIT_MS = {"us": 0.001, "ms": 1, "": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_VERSION = 2**63 - 1  # the journal's version column is a bigint
 MAX_TIMEOUT_MS = 2**31 - 1  # lock_timeout and statement_timeout are ints of milliseconds
 
 
@@ -65,6 +66,8 @@ def read(schema: str, filename: str, path: str, data: bytes) -> SqlFile:
         raise BadFile(
             [f"{path}: name does not fit <version>_<name>.sql (e.g. 0001_create_accounts.sql)"]
         )
+    if parsed[0] > MAX_VERSION:
+        raise BadFile([f"{path}: version {parsed[0]} does not fit the journal's bigint"])
     text = normalize(data, path)
     return SqlFile(schema, parsed[0], filename, path, text, sha256(text))
 

@@ -86,6 +86,11 @@ GOOD = {"sql/public/0001_t.sql": "CREATE TABLE t (id int);\n"}
             for name in ("0002_x.SQL", "0002_x.Sql", "0002_x.sq", "0002_x.sql ")
         ),
         pytest.param(
+            {"sql/public/9223372036854775808_x.sql": "SELECT 1;"},
+            "sql/public/9223372036854775808_x.sql: version 9223372036854775808 does not fit",
+            id="a version beyond bigint",
+        ),
+        pytest.param(
             {"sql/public/0002_x.sql": "-- migrator: lock-timeout=30d\nSELECT 1;"},
             "sql/public/0002_x.sql:1: lock-timeout needs a duration such as 30s, 500ms or 5min, "
             "at most 24 days",
