@@ -149,14 +149,26 @@ def _sets_role(words: tuple[str, ...]) -> bool:
     return words[:1] == ("set",) and "role" in words[1:3]
 
 
-def classify(statements: tuple[Statement, ...]) -> tuple[ChunkKind, str, str, int]:
-    """Kind and reason of a chunk, or a problem and the offending statement's offset."""
+_REINDEX_OPTIONS = re.compile(r"reindex\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def _reindex_concurrently(statement: Statement, text: str) -> bool:
+    """REINDEX (..., CONCURRENTLY, ...): an option the words, read outside parentheses, miss."""
+    options = _REINDEX_OPTIONS.match(text, statement.start)
+    return options is not None and "concurrently" in options[1].lower().replace(",", " ").split()
+
+
+def classify(statements: tuple[Statement, ...], text: str = "") -> tuple[ChunkKind, str, str, int]:
+    """Kind and reason of a chunk, or a problem and the offending statement's offset; `text`
+    is the text the statements' offsets point into."""
     for statement in statements:
         refusal = _refusal(statement.words)
         if refusal:
             return ChunkKind.TRANSACTIONAL, "", refusal, statement.start
     for statement in statements:
         reason = autocommit_reason(statement.words)
+        if not reason and statement.words[:1] == ("reindex",):
+            reason = "REINDEX (CONCURRENTLY)" if _reindex_concurrently(statement, text) else ""
         if reason and len(statements) > 1:
             problem = (
                 f"{reason} shares its chunk with {len(statements) - 1} other statement(s); "
@@ -259,7 +271,7 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
     for piece in pieces:
         if not piece.statements:
             continue
-        kind, reason, problem, offset = classify(piece.statements)
+        kind, reason, problem, offset = classify(piece.statements, text)
         line, column = line_column(text, offset)
         index = len(chunks) + 1
         if problem:

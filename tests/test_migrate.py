@@ -872,3 +872,22 @@ def test_savepoints_in_an_ordinary_chunk_run_inside_its_transaction(
     assert result.exit_code == 0, result.output
     assert database.query("SELECT id FROM t ORDER BY id") == [(1,), (3,)]
     assert database.journal() == [(1, "applied", 2, 2)]
+
+
+def test_reindex_with_the_concurrently_option_runs_outside_a_transaction(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_t.sql": chunks(
+                "CREATE TABLE t (id int)",
+                "CREATE INDEX t_id ON t (id)",
+                "REINDEX (CONCURRENTLY) TABLE t",
+            )
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.journal() == [(1, "applied", 3, 3)]
+    assert database.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass")

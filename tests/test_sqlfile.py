@@ -650,6 +650,18 @@ def test_an_unterminated_literal_or_comment_is_refused_with_line_and_column(
             id="savepoints inside an open transaction are fine",
         ),
         pytest.param(
+            "reindex (verbose, concurrently) table t;",
+            ChunkKind.AUTOCOMMIT,
+            "REINDEX (CONCURRENTLY)",
+            id="REINDEX with CONCURRENTLY among its options",
+        ),
+        pytest.param(
+            "reindex (verbose) table t;",
+            ChunkKind.TRANSACTIONAL,
+            "",
+            id="REINDEX with other options",
+        ),
+        pytest.param(
             "savepoint s; select 1; rollback to savepoint s; release savepoint s;",
             ChunkKind.TRANSACTIONAL,
             "",
