@@ -95,68 +95,16 @@ if TYPE_CHECKING:
     from migrator.settings import Settings
 
 # Imported on first use, so that `migrator --version` and the CLI's start-up load only what a
-# command needs.
-_EXPORTS = {
-    **dict.fromkeys(
-        (
-            "adopt",
-            "baseline",
-            "config",
-            "migrate",
-            "new",
-            "repair",
-            "reset",
-            "seed",
-            "status",
-            "validate",
-        ),
-        "migrator.commands",
-    ),
-    **dict.fromkeys(
-        (
-            "BadFile",
-            "CannotConnect",
-            "ConfigError",
-            "ConnectionLost",
-            "DriftError",
-            "LockNotAcquired",
-            "MigrationFailed",
-            "MigratorError",
-            "PendingWork",
-            "Refused",
-            "SeedFailed",
-        ),
-        "migrator.errors",
-    ),
-    **dict.fromkeys(
-        (
-            "AdoptResult",
-            "BaselineResult",
-            "ConfigResult",
-            "FileOutcome",
-            "FileState",
-            "FileStatus",
-            "MigrateResult",
-            "NewResult",
-            "RepairResult",
-            "Reporter",
-            "ResetResult",
-            "SeedOutcome",
-            "SeedResult",
-            "SilentReporter",
-            "StatusResult",
-            "ValidateResult",
-        ),
-        "migrator.model",
-    ),
-    "Settings": "migrator.settings",
-}
+# command needs; the modules that define the names above, searched in this order.
+_HOMES = ("migrator.commands", "migrator.errors", "migrator.model", "migrator.settings")
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'migrator' has no attribute {name!r}")
-    import importlib
+    if name in __all__:
+        import importlib
 
-    return getattr(importlib.import_module(module), name)
+        for home in _HOMES:
+            module = importlib.import_module(home)
+            if hasattr(module, name):
+                return getattr(module, name)
+    raise AttributeError(f"module 'migrator' has no attribute {name!r}")

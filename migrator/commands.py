@@ -81,15 +81,17 @@ def migrate(
             plans = engine.plan(files, journals, scope)
             return _migrated(target, files, plans, [], unlisted, 0, dry_run=True)
 
+        planned: list[Plan] = []  # what the run is about to apply, for a failure's `pending`
+
         def check(plans: list[Plan]) -> None:
+            planned.extend(plans)
             preview = _migrated("", files, plans, [], (), 0, dry_run=True)
             _confirm(settings, conn, reporter, confirm, preview)
 
         try:
             plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
         except MigrationFailed as error:
-            left = _migrated(target, files, error.plans, error.applied, unlisted, 0)
-            error.pending = left.pending
+            error.pending = _migrated(target, files, planned, error.applied, (), 0).pending
             raise
     return _migrated(target, files, plans, outcomes, unlisted, _ms_since(started))
 

@@ -78,7 +78,6 @@ def migrate(
                     outcomes.append(_apply(conn, journal, writer, step, settings, reporter))
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
-            error.plans = tuple(plans)
             raise
         return plans, outcomes
 

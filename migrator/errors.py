@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from migrator.model import FileOutcome, FileStatus, Plan
+    from migrator.model import FileOutcome, FileStatus
 
 
 class MigratorError(Exception):
@@ -50,7 +50,6 @@ class MigrationFailed(MigratorError):
         self.excerpt = excerpt
         self.applied: tuple[FileOutcome, ...] = ()
         self.pending: tuple[FileStatus, ...] = ()  # the failed file and those after it
-        self.plans: tuple[Plan, ...] = ()
 
 
 class SeedFailed(MigratorError):

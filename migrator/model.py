@@ -273,77 +273,76 @@ class Drift:
 
 
 class Reporter(Protocol):
-    """What the core tells the outside world while it works; it never prints itself."""
-
-    def notice(self, message: str) -> None: ...
-    def info(self, message: str) -> None: ...
-    def server_message(self, message: ServerMessage) -> None: ...
-    def connected(self, target: str) -> None: ...
-    def lock_waiting(self, holder: LockHolder | None) -> None: ...
-    def file_started(self, step: Step) -> None: ...
-    def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None: ...
-    def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None: ...
-    def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None: ...
-    def file_done(self, outcome: FileOutcome) -> None: ...
-    def seed_started(self, name: str) -> None: ...
-    def seed_retry(self, name: str, attempt: int, delay: float) -> None: ...
-    def seed_done(self, outcome: SeedOutcome) -> None: ...
-    def drift(self, drift: Drift) -> None: ...
-    def review(self, preview: MigrateResult | SeedResult | Sequence[str]) -> None: ...
-    def ask(self, question: str) -> str | None: ...
-
-
-class SilentReporter:
-    """The default reporter: hears everything, shows nothing, and cannot ask."""
+    """What the core tells the outside world while it works; it never prints itself. Every
+    event does nothing by default, so a subclass hears only what it overrides."""
 
     def notice(self, message: str) -> None:
-        """Ignored."""
+        """Something the user must not miss (a warning, the embedded server in use)."""
+        return None  # not abstract: the default is to ignore it
 
     def info(self, message: str) -> None:
-        """Ignored."""
+        """Progress worth a line (a schema dropped by reset)."""
+        return None
 
     def server_message(self, message: ServerMessage) -> None:
-        """Ignored."""
+        """A NOTICE or WARNING the server sent, from the file or seed last started."""
+        return None
 
     def connected(self, target: str) -> None:
-        """Ignored."""
+        """The session is open on `target` (password masked)."""
+        return None
 
     def lock_waiting(self, holder: LockHolder | None) -> None:
-        """Ignored."""
+        """Another session holds the advisory lock; the run waits for it."""
+        return None
 
     def file_started(self, step: Step) -> None:
-        """Ignored."""
+        """A migration file is about to run (from step.chunks_done when resuming)."""
+        return None
 
     def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None:
-        """Ignored."""
+        """The chunks first..last of the file go to the server now."""
+        return None
 
     def chunk_done(self, step: Step, chunk: Chunk, duration_ms: int | None) -> None:
-        """Ignored."""
+        """A chunk committed with its journal row (its time when known)."""
+        return None
 
     def chunk_retry(self, step: Step, chunk: Chunk, attempt: int, delay: float) -> None:
-        """Ignored."""
+        """A chunk hit lock_timeout and runs again after `delay` seconds."""
+        return None
 
     def file_done(self, outcome: FileOutcome) -> None:
-        """Ignored."""
+        """A migration file is applied."""
+        return None
 
     def seed_started(self, name: str) -> None:
-        """Ignored."""
+        """A seed process (or its clean function) is about to run."""
+        return None
 
     def seed_retry(self, name: str, attempt: int, delay: float) -> None:
-        """Ignored."""
+        """A seed process hit lock_timeout, was rolled back, and runs again after `delay`."""
+        return None
 
     def seed_done(self, outcome: SeedOutcome) -> None:
-        """Ignored."""
+        """A seed process ran, was skipped, cleaned or failed."""
+        return None
 
     def drift(self, drift: Drift) -> None:
-        """Ignored."""
+        """An applied file differs from the text the journal keeps."""
+        return None
 
     def review(self, preview: MigrateResult | SeedResult | Sequence[str]) -> None:
-        """Ignored."""
+        """What is about to change, before it is confirmed."""
+        return None
 
     def ask(self, question: str) -> str | None:
-        """None: there is nobody to ask."""
+        """The answer to `question`, or None when there is nobody to ask."""
         return None
+
+
+class SilentReporter(Reporter):
+    """The default reporter: hears everything, shows nothing, and cannot ask."""
 
 
 # Results of the commands: what each public function of the package returns.

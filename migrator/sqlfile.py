@@ -107,7 +107,6 @@ def autocommit_reason(words: tuple[str, ...]) -> str:
     return ""
 
 
-_OPENS = {"begin", "start"}
 _ENDS = {"commit", "end", "rollback", "abort"}
 
 

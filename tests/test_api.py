@@ -87,39 +87,36 @@ def test_status_seed_validate_and_a_settings_object(database: Database, tmp_path
 
 def test_a_user_project_tests_with_migrator_testing(server_url: str, tmp_path: Path) -> None:
     """A project's own conftest.py uses migrator.testing; its pytest runs in a subprocess."""
+    import psycopg
+
     project = tmp_path / "shop"
     shutil.copytree(REPO / "tests" / "fixtures" / "user_project", project)
     environment = subprocess_env(server_url, MIGRATOR_TEST_DATABASE_URL=server_url)
     environment.pop("MIGRATOR_DATABASE_URL")
-    run = subprocess.run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 passed" in run.stdout
-    # Each test's database was dropped afterwards.
-    import psycopg
 
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'migrator_test_%'"
-        ).fetchone()
-    assert left == (0,)
+    def run_its_tests() -> subprocess.CompletedProcess[str]:
+        run = subprocess.run(
+            [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        with psycopg.connect(server_url, autocommit=True) as conn:  # each database dropped
+            left = conn.execute(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'migrator_test_%'"
+            ).fetchone()
+        assert left == (0,)
+        return run
+
+    passed = run_its_tests()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "2 passed" in passed.stdout
 
     # A migration that fails fails the tests with its reason and place, not a traceback.
     write(project, {"db/sql/public/0003_bad.sql": "SELECT 1;" + MARK + "SELECT * FROM nope;"})
-    failed = subprocess.run(
-        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    failed = run_its_tests()
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert 'db/sql/public/0003_bad.sql:3:15: chunk 2 of 2 failed: relation "nope"' in failed.stdout
     assert "SQLSTATE 42P01" in failed.stdout
@@ -227,3 +224,21 @@ def test_a_terminal_shows_the_file_while_its_chunk_runs(database: Database, tmp_
         os.close(master)
     assert time.monotonic() - on_screen_at > 1  # seen while the 5 s chunk still ran
     assert database.journal() == [(1, "applied", 2, 2)]
+
+
+def test_a_reporter_subclass_hears_the_events_it_overrides(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, GOOD)
+
+    class Files(migrator.Reporter):
+        def __init__(self) -> None:
+            self.done: list[str] = []
+
+        def file_done(self, outcome: migrator.FileOutcome) -> None:
+            self.done.append(outcome.name)
+
+    heard = Files()
+    migrator.migrate(database_url=database.url, reporter=heard)
+    assert heard.done == ["0001_account.sql", "0002_role.sql"]
+    assert database.journal() == [(1, "applied", 2, 2), (2, "applied", 1, 1)]
