@@ -18,6 +18,7 @@ BATCH_TEXT = 4 << 20  # characters of chunk text
 # which flushes all the commits before it.
 ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit TO off"
 
+AS_SESSION_USER = "SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE"
 Record = Callable[[int], str]  # chunks_done -> the journal update, as SQL text
 
 
@@ -88,6 +89,6 @@ def start(reset: str, prepare: str, start_row: str, *, asynchronous: bool) -> st
 
 
 def as_session_user(record: Record) -> Record:
-    """The journal update written as the session user, whatever role the file set (SET LOCAL
-    reverts at commit to the role the file set)."""
-    return lambda chunks_done: "SET LOCAL ROLE NONE; " + record(chunks_done)
+    """The journal update written as the user who connected, whatever role or session user
+    the file set (SET LOCAL reverts at commit to what the file set)."""
+    return lambda chunks_done: AS_SESSION_USER + "; " + record(chunks_done)

@@ -293,8 +293,16 @@ def repair(
         bool, typer.Option("--yes", "-y", help="Do not ask (outside production).")
     ] = False,
     confirm: Confirm = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Clear failed runs entirely, to run them from chunk 1 (once you have undone "
+            "what their committed chunks did); by default those chunks are kept as done.",
+        ),
+    ] = False,
 ) -> None:
-    """Accept intended edits of applied files, clear failed runs, forget deleted files."""
+    """Accept intended edits of applied files, settle failed runs, forget deleted files."""
     from migrator import commands
 
     with _run(ctx, "repair") as (settings, reporter):
@@ -305,6 +313,7 @@ def repair(
             select=schemas or (),
             yes=yes,
             confirm=confirm,
+            restart=restart,
         )
         reporter.show(result)
 

@@ -202,10 +202,13 @@ def repair(
     select: Sequence[str] = (),
     yes: bool = False,
     confirm: str | None = None,
+    restart: bool = False,
     **values: Any,
 ) -> RepairResult:
-    """Accept intended edits of applied files, clear failed or interrupted runs, and forget rows
-    whose file is gone, noting who, when and `reason`; asks first unless `yes`."""
+    """Accept intended edits of applied files, settle failed or interrupted runs (their
+    committed chunks kept as done, with the file as it is now; cleared entirely if `restart`),
+    and forget rows whose file is gone, noting who, when and `reason`; asks first unless
+    `yes`."""
     from migrator import db, planner
 
     settings, reporter = _setup(settings, reporter, values)
@@ -218,7 +221,9 @@ def repair(
         db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting),
     ):
         statuses = _assess(conn, files, settings.journal_table)
-        found = [(s, action) for s in statuses if (action := planner.repair_action(s.state))]
+        found = [
+            (s, action) for s in statuses if (action := planner.repair_action(s, restart=restart))
+        ]
         for drift in _drift(conn, settings, [status for status, _ in found], files):
             reporter.drift(drift)
         repairs = tuple(
@@ -229,7 +234,7 @@ def repair(
             _confirm(settings, conn, reporter, confirm)
             if not (yes or settings.env == "production"):
                 _agreed(reporter, "Apply these repairs? [y/N]")
-            _repair(conn, files, found, settings.journal_table, reason)
+            _repair(conn, files, found, settings.journal_table, reason, restart)
     return RepairResult(repairs)
 
 
@@ -403,11 +408,15 @@ def _session(settings: Settings, reporter: Reporter) -> Iterator[Connection]:
     with db.connect(conninfo, wait=settings.wait_for_db if found else 0) as conn:
         db.relay_messages(conn, reporter.server_message)
         reporter.connected(db.target(conn))
+        # The journals are read and written before any file sets its own: no wait is endless.
+        db.set_lock_timeout(conn, settings.lock_timeout)
         try:
             yield conn
         except psycopg.Error as error:
             if conn.broken:
                 raise db.connection_lost("", error) from error
+            if isinstance(error, psycopg.errors.LockNotAvailable):  # chunks' are MigrationFailed
+                raise db.journal_locked(conn) from None
             raise
 
 
@@ -575,9 +584,11 @@ def _repair(
     found: Sequence[tuple[FileStatus, str]],
     table: str,
     reason: str,
+    restart: bool,
 ) -> None:
-    """Accept changed files (new hash, chunks and text, with the reason); delete the rest."""
-    from migrator import sqlfile
+    """Accept changed files, and failed runs' committed chunks with the file as it is now
+    (new hash, chunks and text, with the reason); delete the rest."""
+    from migrator import planner, sqlfile
     from migrator.journal import Journal
 
     by_path = {file.path: file for found in files.values() for file in found}
@@ -586,6 +597,10 @@ def _repair(
             journal = Journal(status.schema, table)
             if status.state is FileState.CHANGED and status.path:
                 journal.accept(conn, sqlfile.parse(by_path[status.path]), f"repaired: {reason}")
+            elif planner.keeps_progress(status, restart=restart) and status.path:
+                migration = sqlfile.parse(by_path[status.path])
+                note = f"repaired, committed chunks kept: {reason}"
+                journal.accept(conn, migration, note, keep_progress=True)
             else:
                 journal.forget(conn, status.version)
 

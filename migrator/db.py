@@ -18,6 +18,13 @@ from migrator.model import LockHolder, ServerMessage
 # One documented key per database: the eight bytes "migrator", big-endian, as a bigint
 # (7883946363647717234); other tools can coordinate with migrator by taking it.
 LOCK_KEY = int.from_bytes(b"migrator", "big")
+# True while this session still holds the lock: advisory_lock takes it twice, so giving one
+# hold back and taking it again never lets go of it; a migration that released it leaves
+# nothing to give back.
+HOLDS_LOCK = (
+    f"CASE WHEN pg_catalog.pg_advisory_unlock({LOCK_KEY})"
+    f" THEN pg_catalog.pg_try_advisory_lock({LOCK_KEY}) ELSE false END"
+)
 LOCK_POLL_SECONDS = 0.2
 CONNECTION_CHECK = "2s"  # how soon a killed runner's server session notices (PostgreSQL 14+)
 
@@ -109,7 +116,8 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
             "the database URL has an unencoded '@' in its user or password",
             hint="Percent-encode it as %40 (postgresql://user:pa%40ss@host/db).",
         )
-    extra: dict[str, object] = {"application_name": application_name}
+    # The runner's texts are Python strings: UTF8 holds every one, whatever PGCLIENTENCODING says.
+    extra: dict[str, object] = {"application_name": application_name, "client_encoding": "UTF8"}
     if "connect_timeout" not in parts:
         extra["connect_timeout"] = 10
     deadline = time.monotonic() + wait
@@ -127,6 +135,20 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
                 hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
                 "that the server is up.",
             ) from None
+
+
+def journal_locked(conn: Connection) -> LockNotAcquired:
+    """A statement of the runner's own (reading or writing a journal) gave up on a table lock
+    after lock_timeout: who held it, and what to do."""
+    blocked = describe_blockers(blockers(conn))
+    row = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+    return LockNotAcquired(
+        f"the journal is locked by another session: gave up after lock_timeout "
+        f"({row[0] if row else '?'}); {blocked}",
+        hint="Another session locks the journal table: end that session's transaction (or "
+        "SELECT pg_terminate_backend(pid)), or raise lock_timeout (MIGRATOR_LOCK_TIMEOUT); "
+        "then run again.",
+    )
 
 
 def relay_messages(conn: Connection, relay: Callable[[ServerMessage], None]) -> None:
@@ -247,11 +269,14 @@ def advisory_lock(
                 hint="Wait for that run to finish, or raise lock_wait (MIGRATOR_LOCK_WAIT).",
             )
         time.sleep(min(LOCK_POLL_SECONDS, remaining))
+    # A second hold, for HOLDS_LOCK to give back and take again.
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
         yield
     finally:
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            # Both holds, or what a migration left of them, without a warning for a missing one.
+            conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 # Who held a lock that a statement gave up on (lock_timeout, 55P03). A session cannot look at

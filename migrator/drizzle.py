@@ -10,6 +10,7 @@ from typing import TypeGuard
 
 from migrator.errors import BadFile
 from migrator.model import SqlFile
+from migrator.sqlfile import MAX_VERSION
 
 VERSIONS = ("5", "6", "7")  # journal formats drizzle-kit has written for PostgreSQL
 DIALECTS = ("pg", "postgresql")
@@ -110,6 +111,8 @@ def _entry(raw: object) -> Entry | str | None:
     digits = _DIGITS.match(tag)
     if digits is None:
         return "the tag does not start with a number, so it gives no version"
+    if int(digits[0]) > MAX_VERSION:
+        return f"version {int(digits[0])} does not fit the journal's bigint"
     return Entry(idx, int(digits[0]), tag, when)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -13,7 +13,8 @@ from psycopg.pq import TransactionStatus
 
 from migrator import batch, db, planner, sqlfile
 from migrator.errors import MigrationFailed, MigratorError
-from migrator.journal import Journal, Prepared, Writer
+from migrator.journal import LOCK_LOST, ROW_GONE, Journal, Prepared, Writer
+from migrator.journal import refusal as journal_refusal
 from migrator.model import (
     Chunk,
     ChunkKind,
@@ -22,6 +23,7 @@ from migrator.model import (
     Migration,
     Plan,
     Reporter,
+    RowStatus,
     Scope,
     SqlFile,
     Step,
@@ -74,12 +76,47 @@ def migrate(
                 journal = Journal(plan_.schema, settings.journal_table)
                 if plan_.steps and journals[plan_.schema] is None:
                     journal.ensure(conn)
-                for step in plan_.steps:
-                    outcomes.append(_apply(conn, journal, writer, step, settings, reporter))
+                for number, step in enumerate(plan_.steps):
+                    try:
+                        outcomes.append(_apply(conn, journal, writer, step, settings, reporter))
+                    except _JournalDropped as dropped:
+                        rows = journals[plan_.schema] or []
+                        _restore(conn, journal, rows, plan_.steps[: number + 1], dropped)
+                        raise dropped.error from None
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
             raise
         return plans, outcomes
+
+
+def _restore(
+    conn: db.Connection,
+    journal: Journal,
+    rows: Sequence[JournalRow],
+    steps: Sequence[Step],
+    dropped: _JournalDropped,
+) -> None:
+    """Put back a journal that a chunk outside a transaction dropped: the rows read before the
+    run, the files it applied, and the last one failed after the chunk that dropped it."""
+    known = {row.version: row for row in rows}
+    for step in steps:
+        migration = step.migration
+        file, total = migration.file, len(migration.chunks)
+        done = dropped.chunk if step is steps[-1] else total
+        status = RowStatus.APPLIED if done >= total else RowStatus.FAILED
+        error = str(dropped.error) if status is RowStatus.FAILED else None
+        known[file.version] = JournalRow(
+            file.version, file.name, file.hash, migration.chunk_hashes, status, total, done, error
+        )
+    contents = {step.migration.file.version: step.migration.file.text for step in steps}
+    note = f"re-created after {dropped.error.path} chunk {dropped.chunk} dropped the journal"
+    journal.restore(conn, sorted(known.values(), key=lambda row: row.version), contents, note)
+    dropped.error.hint = (
+        "It ran outside a transaction, so the drop stayed. migrator re-created "
+        f"{journal.schema}.{journal.table} with the rows it had read, so that no file runs "
+        "twice (the times, users and applied texts of earlier rows were lost with the table). "
+        "A migration must not touch the journal: use migrator repair or migrator baseline."
+    )
 
 
 def _apply(
@@ -93,6 +130,8 @@ def _apply(
     """Apply one step; MigrationFailed (journal marked failed) when a chunk fails."""
     migration = step.migration
     lock_timeout = migration.lock_timeout or settings.lock_timeout
+    # A forced re-run that fails leaves the file as it was applied, the failure beside it.
+    kept = journal.snapshot(conn, migration.file.version) if step.forced else None
     prepared = _start(conn, journal, writer, step, settings, lock_timeout)
     reporter.file_started(step)
     started = time.monotonic()
@@ -109,7 +148,7 @@ def _apply(
             runner = _Runner(conn, journal, writer, step, settings, reporter, started)
             runner.run((fast, plain), lock_timeout)
     except _ChunkError as failure:
-        raise _fail(conn, journal, step, failure) from failure
+        raise _fail(conn, journal, step, failure, kept) from failure
     file = migration.file
     outcome = FileOutcome(
         file.schema,
@@ -374,8 +413,15 @@ def _wait_to_retry(
     time.sleep(delay)
 
 
-def _fail(conn: db.Connection, journal: Journal, step: Step, failure: _ChunkError) -> MigratorError:
-    """Describe the failure and mark the journal row failed, if the session is still there."""
+def _fail(
+    conn: db.Connection,
+    journal: Journal,
+    step: Step,
+    failure: _ChunkError,
+    kept: dict[str, Any] | None = None,
+) -> MigratorError | _JournalDropped:
+    """Describe the failure and mark the journal row failed, if the session is still there
+    (or put the `kept` row back, the failure beside it)."""
     file = step.migration.file
     if conn.broken or conn.closed:
         return db.connection_lost(
@@ -383,7 +429,19 @@ def _fail(conn: db.Connection, journal: Journal, step: Step, failure: _ChunkErro
             f" of {len(step.migration.chunks)})",
             failure.error,
         )
-    error = describe(step.migration, failure.chunk, failure.error, failure.message, failure.offset)
+    broken = _journal_broken(conn, journal, failure)
+    if broken:
+        reason, hint = _BROKEN[broken]
+        error = describe(step.migration, failure.chunk, None, reason, failure.offset)
+        error.hint = hint
+        if broken is LOCK_LOST:
+            return error  # another runner may own the journal by now: nothing more is written
+        if not journal.exists(conn):
+            return _JournalDropped(error, failure.chunk.index)
+    else:
+        error = describe(
+            step.migration, failure.chunk, failure.error, failure.message, failure.offset
+        )
     if isinstance(failure.error, pg_errors.LockNotAvailable):
         if failure.retries:
             times = "once" if failure.retries == 1 else f"{failure.retries} times"
@@ -398,8 +456,60 @@ def _fail(conn: db.Connection, journal: Journal, step: Step, failure: _ChunkErro
         lines.append(f"HINT: {error.hint}")
     if error.sqlstate:
         lines[0] = f"{error.message} [SQLSTATE {error.sqlstate}]"
-    journal.fail(conn, file.version, "\n".join(lines))
+    if kept:
+        journal.keep(conn, file.version, kept, "\n".join(lines))
+        error.hint = (error.hint + " " if error.hint else "") + (
+            f"The file stays {kept['status']} as it was before this run again (--force); the "
+            "chunks before the failed one ran again and committed."
+        )
+    else:
+        journal.fail(conn, file.version, "\n".join(lines))
     return error
+
+
+def _journal_broken(conn: db.Connection, journal: Journal, failure: _ChunkError) -> str:
+    """What a chunk did to the runner's own state, when its journal update failed for it:
+    LOCK_LOST, ROW_GONE or TABLE_GONE (else "")."""
+    refused = journal_refusal(failure.error)
+    if refused:
+        return refused
+    undefined = isinstance(failure.error, pg_errors.UndefinedTable)
+    named = undefined and f'"{journal.schema}.{journal.table}"' in str(failure.error)
+    return TABLE_GONE if named or (undefined and not journal.exists(conn)) else ""
+
+
+TABLE_GONE = "migrator: the journal table was dropped"
+_OUTSIDE = (
+    " If it ran outside a transaction (an autocommit chunk, or a no-transaction file), what it "
+    "did stayed, but the journal does not record it as done."
+)
+_BROKEN = {
+    LOCK_LOST: (
+        "the chunk released the runner's advisory lock",
+        "It called pg_advisory_unlock_all() or pg_advisory_unlock, which lets another runner "
+        "in: its transaction was rolled back, and nothing more was run or recorded. Keep "
+        "advisory-lock calls out of migrations." + _OUTSIDE,
+    ),
+    ROW_GONE: (
+        "the chunk removed this file's journal row",
+        "It deleted from or truncated the journal, and was rolled back with it. A migration "
+        "must not write the journal: use migrator repair or migrator baseline.",
+    ),
+    TABLE_GONE: (
+        "the chunk dropped the journal table",
+        "It was rolled back with it. A migration must not touch the journal: use migrator "
+        "repair or migrator baseline.",
+    ),
+}
+
+
+class _JournalDropped(Exception):
+    """A chunk outside a transaction dropped the journal: `error` once it is put back."""
+
+    def __init__(self, error: MigrationFailed, chunk: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.chunk = chunk  # the chunk that dropped it, which committed
 
 
 LOCK_HINT = (

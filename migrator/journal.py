@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
-from psycopg.errors import InvalidSqlStatementName
+from psycopg.errors import InvalidSqlStatementName, InvalidTextRepresentation
 from psycopg.pq import Escaping
+from psycopg.rows import dict_row
 
 from migrator import __version__
-from migrator.db import Connection, schema_exists
+from migrator.db import HOLDS_LOCK, Connection, schema_exists
 from migrator.errors import ConfigError
 from migrator.model import JournalRow, Migration, RowStatus
 
@@ -89,6 +90,10 @@ CREATE TABLE {table} (
     note text
 )"""
 
+_KEPT = (
+    "name, hash, chunk_hashes, content, status, chunks_total, chunks_done, started_at,"
+    " finished_at, duration_ms, applied_by, migrator_version"
+)
 _ELAPSED = "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
 ELAPSED_COLUMN = "migrator.elapsed_ms"  # what a chunk's journal update returns
 
@@ -155,18 +160,39 @@ class Journal:
         with as_session_user(conn):
             conn.execute(query, {"error": error, "version": version})
 
+    def snapshot(self, conn: Connection, version: int) -> dict[str, Any]:
+        """A row's values (all but error and note), for `keep` to put back."""
+        query = sql.SQL("SELECT " + _KEPT + " FROM {} WHERE version = %s").format(self.identifier)
+        with as_session_user(conn), conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(query, (version,)).fetchone() or {}
+
+    def keep(self, conn: Connection, version: int, kept: dict[str, Any], error: str) -> None:
+        """Put a row's snapshot back after a forced re-run failed, with its error beside it."""
+        query = sql.SQL(
+            "UPDATE {} SET (" + _KEPT + ") = (" + ", ".join(f"%({c})s" for c in kept) + "),"
+            " error = %(failure)s, note = concat_ws(E'\\n', note, 'the run again failed; the "
+            "file stays ' || %(status)s || ' as before, at ' || clock_timestamp()::text)"
+            " WHERE version = %(version)s"
+        ).format(self.identifier)
+        with as_session_user(conn):
+            conn.execute(query, {**kept, "failure": error, "version": version})
+
     def content(self, conn: Connection, version: int) -> str:
         """The text of a file as it was applied."""
         query = sql.SQL("SELECT content FROM {} WHERE version = %s").format(self.identifier)
         row = conn.execute(query, (version,)).fetchone()
         return str(row[0]) if row else ""
 
-    def accept(self, conn: Connection, migration: Migration, note: str) -> None:
-        """Record an intended edit of an applied file: its new hash, chunks and text, and why."""
+    def accept(
+        self, conn: Connection, migration: Migration, note: str, *, keep_progress: bool = False
+    ) -> None:
+        """Record an intended edit of an applied file: its new hash, chunks and text, and why;
+        `keep_progress` lets a failed or interrupted run go on with the file as it is now."""
         file = migration.file
+        done = "chunks_done" if keep_progress else "%(total)s"
         query = sql.SQL(
             "UPDATE {} SET name = %(name)s, hash = %(hash)s, chunk_hashes = %(chunk_hashes)s,"
-            " content = %(content)s, chunks_total = %(total)s, chunks_done = %(total)s, "
+            f" content = %(content)s, chunks_total = %(total)s, chunks_done = {done}, "
             + _NOTE
             + " WHERE version = %(version)s"
         ).format(self.identifier)
@@ -187,6 +213,42 @@ class Journal:
         """Delete a row (a failed run cleared, or a file removed on purpose)."""
         query = sql.SQL("DELETE FROM {} WHERE version = %s").format(self.identifier)
         conn.execute(query, (version,))
+
+    def restore(
+        self, conn: Connection, rows: Sequence[JournalRow], contents: Mapping[int, str], note: str
+    ) -> None:
+        """Create the table again with these rows (`contents` the applied texts known), noting
+        why; times and users that `rows` lack are the current ones."""
+        query = sql.SQL(
+            "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
+            " chunks_done, error, started_at, finished_at, duration_ms, migrator_version, note)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, clock_timestamp()),"
+            " %s, %s, %s, %s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
+        ).format(self.identifier)
+        self.ensure(conn)
+        with as_session_user(conn), conn.cursor() as cursor:
+            cursor.executemany(
+                query,
+                [
+                    (
+                        row.version,
+                        row.name,
+                        row.hash,
+                        list(row.chunk_hashes),
+                        contents.get(row.version, ""),
+                        row.status.value,
+                        row.chunks_total,
+                        row.chunks_done,
+                        row.error,
+                        row.started_at or row.finished_at,
+                        row.finished_at,
+                        row.duration_ms,
+                        __version__,
+                        note,
+                    )
+                    for row in rows
+                ],
+            )
 
     def baseline(self, conn: Connection, migration: Migration, note: str) -> None:
         """Journal a file as `baseline`: its objects exist already, nothing is run."""
@@ -310,9 +372,10 @@ _SHAPE_HINT = (
 
 @contextmanager
 def as_session_user(conn: Connection) -> Iterator[None]:
-    """A transaction run as the session user, whatever role a migration file left set."""
+    """A transaction run as the user who connected, whatever role or session user a
+    migration file left set."""
     with conn.transaction():
-        conn.execute("SET LOCAL ROLE NONE")
+        conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE")
         yield
 
 
@@ -335,13 +398,39 @@ _START = (
     " || clock_timestamp()::text) END"
 )
 _START_TYPES = "bigint, text, text, text[], text, text, integer, integer, boolean, text, text"
+# Every progress update also proves that the runner still holds its advisory lock and that
+# the file's row is there; when not, a cast of the reason to bigint fails, and the chunk rolls
+# back with it.
+LOCK_LOST = "migrator: the runner's advisory lock was released"
+ROW_GONE = "migrator: the file's journal row was removed"
 _ADVANCE = (
-    "UPDATE {table} SET chunks_done = {done},"
+    "WITH advanced AS (UPDATE {table} SET chunks_done = {done},"
     " status = CASE WHEN {done} >= chunks_total THEN 'applied' ELSE 'running' END,"
     " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
-    " duration_ms = " + _ELAPSED + " WHERE version = {version}"
-    " RETURNING duration_ms AS {elapsed}"
+    " duration_ms = " + _ELAPSED + " WHERE version = {version} RETURNING duration_ms)"
+    " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost}"
+    " ELSE coalesce((SELECT duration_ms::text FROM advanced), {row_gone}) END AS bigint)"
+    " AS {elapsed}"
 )
+
+
+def refusal(error: BaseException | None) -> str:
+    """LOCK_LOST or ROW_GONE when `error` is a progress update's own check failing, else ""."""
+    if not isinstance(error, InvalidTextRepresentation):
+        return ""
+    message = error.diag.message_primary or ""
+    return next((reason for reason in (LOCK_LOST, ROW_GONE) if f'"{reason}"' in message), "")
+
+
+def _advance(journal: Journal, done: str, version: str) -> sql.Composed:
+    return sql.SQL(_ADVANCE).format(
+        table=journal.identifier,
+        done=sql.SQL(done),
+        version=sql.SQL(version),
+        lock_lost=sql.Literal(LOCK_LOST),
+        row_gone=sql.Literal(ROW_GONE),
+        elapsed=sql.Identifier(ELAPSED_COLUMN),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,29 +463,20 @@ class Writer:
             return prepared, ""
         conn = self.conn
         number = next(_NAMES)
-        elapsed = sql.Identifier(ELAPSED_COLUMN)
-        update = sql.SQL(_ADVANCE).format(
-            table=journal.identifier,
-            done=sql.SQL(_DONE),
-            version=sql.SQL(_VERSION),
-            elapsed=elapsed,
-        )
         prepared = self.known[journal] = Prepared(
             f"migrator_journal_start_{number}",
             f"migrator_journal_advance_{number}",
-            update.as_string(conn),
+            _advance(journal, _DONE, _VERSION).as_string(conn),
         )
         text = sql.SQL(
             "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
-            "PREPARE {advance} (bigint, integer) AS " + _ADVANCE
+            "PREPARE {advance} (bigint, integer) AS {update}"
         )
         return prepared, text.format(
             start=sql.Identifier(prepared.start),
             advance=sql.Identifier(prepared.advance),
             table=journal.identifier,
-            done=sql.SQL("$2"),
-            version=sql.SQL("$1"),
-            elapsed=elapsed,
+            update=_advance(journal, "$2", "$1"),
         ).as_string(conn)
 
     def lost(self, error: BaseException | None) -> bool:

@@ -47,7 +47,8 @@ def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[File
     if row.status in _DONE:
         if row.hash == file.hash:
             state = FileState.APPLIED if row.status is RowStatus.APPLIED else FileState.BASELINE
-            return state, ""
+            reason = (row.error or "").split("\n", 1)[0]  # a forced run again that failed
+            return state, f"a run again with --force failed: {reason}" if reason else ""
         when = f" on {row.finished_at:%Y-%m-%d %H:%M}" if row.finished_at else ""
         return FileState.CHANGED, f"changed since it was applied{when}"
     at = f"chunk {row.chunks_done + 1} of {row.chunks_total}"
@@ -186,6 +187,32 @@ _REPAIRS = {
 }
 
 
-def repair_action(state: FileState) -> str:
-    """What `repair` does to a journal row in this state ("" when it leaves it alone)."""
-    return _REPAIRS.get(state, "")
+def repair_action(status: FileStatus, *, restart: bool = False) -> str:
+    """What `repair` does to a journal row ("" when it leaves it alone): a failed or
+    interrupted run whose first chunks committed keeps them as done, unless `restart`."""
+    action = _REPAIRS.get(status.state, "")
+    done = status.row.chunks_done if status.row and status.state in _RESUMABLE else 0
+    if not done:
+        return action
+    total = status.row.chunks_total if status.row else done
+    committed = f"chunk 1 of {total}" if done == 1 else f"chunks 1-{done} of {total}"
+    if restart:
+        return f"{action}: {committed} committed and will run again (undo them first)"
+    return (
+        f"accept the file as it is now, keeping {committed} as done (they committed); the "
+        f"next run resumes at chunk {done + 1}"
+    )
+
+
+def keeps_progress(status: FileStatus, *, restart: bool = False) -> bool:
+    """True when `repair` keeps the committed chunks of a failed or interrupted run."""
+    return bool(
+        status.state in _RESUMABLE
+        and status.row
+        and status.row.chunks_done
+        and status.path
+        and not restart
+    )
+
+
+_RESUMABLE = (FileState.FAILED, FileState.RUNNING)

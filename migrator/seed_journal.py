@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrator.db import Connection
+from migrator.db import HOLDS_LOCK, Connection
 from migrator.errors import ConfigError
 from migrator.journal import check_shape
 from migrator.model import SeedFile, SeedRow, SeedStatus
@@ -93,17 +93,25 @@ def record(
         " started_at = excluded.started_at, finished_at = excluded.finished_at,"
         " duration_ms = excluded.duration_ms, applied_by = excluded.applied_by"
     ).format(table=sql.Identifier("public", table))
-    conn.execute(
-        query,
-        {
-            "name": process.name,
-            "status": status.value,
-            "hash": process.hash,
-            "always_run": always_run,
-            "error": error,
-            "ms": duration_ms,
-        },
-    )
+    with conn.transaction():  # as the user who connected, whatever role the process set
+        conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE")
+        conn.execute(
+            query,
+            {
+                "name": process.name,
+                "status": status.value,
+                "hash": process.hash,
+                "always_run": always_run,
+                "error": error,
+                "ms": duration_ms,
+            },
+        )
+
+
+def holds_lock(conn: Connection) -> bool:
+    """True while the session still holds the runner's advisory lock."""
+    row = conn.execute("SELECT " + HOLDS_LOCK).fetchone()
+    return bool(row and row[0])
 
 
 def forget(conn: Connection, table: str, process: str) -> None:

@@ -379,6 +379,8 @@ def _run(
                     ended = conn.info.transaction_status == TransactionStatus.IDLE
                 if ended:
                     raise _EndedTransaction
+                if not seed_journal.holds_lock(conn):
+                    raise _LockReleased
                 seed_journal.record(
                     conn,
                     settings.seeds_table,
@@ -391,6 +393,8 @@ def _run(
         except KeyboardInterrupt:
             raise  # Ctrl-C and SIGTERM interrupt the run, with their own exit codes
         except BaseException as exc:  # a process may raise anything, sys.exit too: it fails
+            if isinstance(exc, _LockReleased):  # another runner may be in: record nothing
+                raise SeedFailed(f"seed process {name} failed: {exc}", hint=LOCK_RELEASED) from None
             cause = _server_error(exc)
             if conn.broken:
                 raise db.connection_lost(f"seed process {name}", cause or exc) from exc
@@ -429,6 +433,20 @@ class _EndedTransaction(Exception):
 
     def __str__(self) -> str:
         return "the process ended the runner's transaction"
+
+
+class _LockReleased(Exception):
+    """A process released the runner's advisory lock."""
+
+    def __str__(self) -> str:
+        return "it released the runner's advisory lock"
+
+
+LOCK_RELEASED = (
+    "It called pg_advisory_unlock_all() or pg_advisory_unlock, which lets another runner in: "
+    "its transaction was rolled back and nothing was recorded. Keep advisory-lock calls out "
+    "of seed processes."
+)
 
 
 def _blocked(conn: db.Connection, error: str, retries: int) -> str:

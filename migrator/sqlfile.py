@@ -116,20 +116,37 @@ def _transaction_control(words: tuple[str, ...]) -> str:
     second = words[1] if len(words) > 1 else ""
     if first == "begin" or (first == "start" and second == "transaction"):
         return "open"
-    if first == "rollback" and second == "to":
+    if first == "rollback" and "to" in words[1:3]:  # ROLLBACK [WORK | TRANSACTION] TO
         return "inner"
     if first in _ENDS and second != "prepared":
         return "close"
     if first in ("savepoint", "release"):
         return "inner"
+    if first == "prepare" and words[1:] == ("transaction",):  # not PREPARE name AS ...
+        return "close"  # it ends the transaction as COMMIT does, holding its work unfinished
     return ""
 
 
-def _refusal(words: tuple[str, ...]) -> str:
+# Naming a function without calling it: GRANT/REVOKE EXECUTE ON FUNCTION, COMMENT ON FUNCTION.
+_NAMES_ONLY = frozenset({"grant", "revoke", "comment"})
+_UNLOCKS = ("pg_advisory_unlock_all", "pg_advisory_unlock", "pg_advisory_unlock_shared")
+
+
+def _refusal(statement: Statement) -> str:
     """Why a statement can never run under the runner ("" when it can)."""
+    words = statement.words
     first = words[0] if words else ""
     if first == "discard" and words[1:2] in ((), ("all",)):
-        return "DISCARD ALL would drop the runner's advisory lock: use RESET ALL or DISCARD PLANS"
+        return (
+            "DISCARD ALL would drop the runner's advisory lock: use DISCARD PLANS, SEQUENCES or "
+            "TEMP, and reset the settings you changed by name"
+        )
+    if first == "reset" and words[1:] == ("all",):
+        return (
+            "RESET ALL would undo the settings the runner gives the session (search_path, "
+            "lock_timeout, statement_timeout, standard_conforming_strings): reset the settings "
+            "you changed by name"
+        )
     if first == "copy" and ("stdin" in words or "stdout" in words):
         return (
             "COPY ... FROM STDIN / TO STDOUT needs a client that streams the data, which a "
@@ -141,11 +158,50 @@ def _refusal(words: tuple[str, ...]) -> str:
             f"{first.upper()} AND CHAIN leaves a transaction open after the chunk, where the "
             "journal update would be lost: end it with a plain COMMIT"
         )
+    unlock = next((name for name in _UNLOCKS if name in statement.calls), "")
+    if unlock and first not in _NAMES_ONLY:
+        verb = "would" if unlock.endswith("_all") else "can"  # by key: the runner's is one
+        return (
+            f"{unlock}() {verb} release the runner's advisory lock and let another runner in: "
+            "take your own locks with pg_advisory_xact_lock(), which the transaction's end "
+            "releases"
+        )
     return ""
 
 
-def _sets_role(words: tuple[str, ...]) -> bool:
-    return words[:1] == ("set",) and "role" in words[1:3]
+def _sets_role(statement: Statement) -> bool:
+    """Whether the statement may change the current or session user (SET ROLE, SET SESSION
+    AUTHORIZATION, any set_config call): then the journal is written as the session user."""
+    words = statement.words
+    if "set_config" in statement.calls:
+        return True
+    if words[:1] != ("set",):
+        return False
+    return "role" in words[1:3] or ("session", "authorization") in (words[1:3], words[2:4])
+
+
+# psql's commands and what to write instead, for the ones a migration file most often holds.
+_PSQL_REMEDIES = {
+    **dict.fromkeys(("\\i", "\\ir", "\\include", "\\include_relative"), "inline the file"),
+    **dict.fromkeys(("\\set", "\\gset", "\\unset", "\\getenv"), "write the value"),
+    **dict.fromkeys(("\\c", "\\connect"), "run migrator on each database"),
+    "\\;": "write ; alone",
+    "\\:": "write : alone",
+}
+
+
+def _psql_problem(token: str) -> str:
+    """Why psql's command or variable `token` cannot run under migrator, and what to write."""
+    if token.startswith(":"):
+        return (
+            f"psql variable {token}: migrator sends each chunk to the server as written, and "
+            "the server does not substitute psql variables: write the value"
+        )
+    remedy = _PSQL_REMEDIES.get(token, "do its work in SQL, or remove it")
+    return (
+        f"psql meta-command {token}: migrator sends each chunk to the server as written, and "
+        f"the server does not know psql's commands: {remedy}"
+    )
 
 
 _REINDEX_OPTIONS = re.compile(r"reindex\s*\(([^)]*)\)", re.IGNORECASE)
@@ -161,7 +217,7 @@ def classify(statements: tuple[Statement, ...], text: str = "") -> tuple[ChunkKi
     """Kind and reason of a chunk, or a problem and the offending statement's offset; `text`
     is the text the statements' offsets point into."""
     for statement in statements:
-        refusal = _refusal(statement.words)
+        refusal = _refusal(statement)
         if refusal:
             return ChunkKind.TRANSACTIONAL, "", refusal, statement.start
     for statement in statements:
@@ -183,7 +239,8 @@ def classify(statements: tuple[Statement, ...], text: str = "") -> tuple[ChunkKi
         return ChunkKind.TRANSACTIONAL, "", "", statements[0].start
     is_open = False
     for statement, role in roles:
-        word = statement.words[0].upper()
+        word = "PREPARE TRANSACTION" if role and statement.words[0] == "prepare" else ""
+        word = word or " ".join(statement.words[:1]).upper()  # "(SELECT 1)" has no words
         if role == "open" and is_open:
             return ChunkKind.SELF_MANAGED, "", f"{word} inside an open transaction", statement.start
         if role in ("close", "inner") and not is_open:
@@ -268,6 +325,9 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
     problems: list[str] = []
     chunks: list[Chunk] = []
     for piece in pieces:
+        for offset, token in piece.psql:
+            line, column = line_column(text, offset)
+            problems.append(f"{file.path}:{line}:{column}: {_psql_problem(token)}")
         if not piece.statements:
             continue
         kind, reason, problem, offset = classify(piece.statements, text)
@@ -289,9 +349,7 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
     problems.extend(_misplaced_directives(text, header_end, file.path))
     if problems:
         raise BadFile(problems)
-    sets_role = any(
-        _sets_role(statement.words) for piece in pieces for statement in piece.statements
-    )
+    sets_role = any(_sets_role(statement) for piece in pieces for statement in piece.statements)
     return Migration(
         file,
         directives.mode,

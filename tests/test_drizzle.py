@@ -104,6 +104,7 @@ def test_journal_order_not_file_names_decides(database: Database, tmp_path: Path
         (journal("0000_a", dialect="mysql"), "dialect 'mysql' is not PostgreSQL"),
         (journal("0001_a", "0000_b"), "the journal order and the tags disagree"),
         (journal("first"), "the tag does not start with a number"),
+        (journal("9223372036854775808_a"), "version 9223372036854775808 does not fit"),
         (journal("../0000_a"), "the tag must be a plain file name"),
         ("{not json", "not valid JSON"),
         ("[" * 100_000 + "]" * 100_000, "not valid JSON (RecursionError"),

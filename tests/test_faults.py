@@ -127,8 +127,8 @@ class Project:
             ) from None
         return Finished(child.returncode, out, err)
 
-    def run(self, *args: str, **env: str) -> Finished:
-        return self.finish(self.start(*args, **env))
+    def run(self, *args: str, timeout: float = DEADLINE, **env: str) -> Finished:
+        return self.finish(self.start(*args, **env), timeout)
 
     def kill(self, child: subprocess.Popen[str]) -> Finished:
         child.kill()  # SIGKILL: no handler, no cleanup, the socket just closes
@@ -563,6 +563,33 @@ def test_a_table_lock_times_out_retries_with_backoff_then_names_the_blocking_pid
     assert project.query("SELECT id FROM public.target") == [("2.2",)]
 
 
+@pytest.mark.parametrize("command", ["migrate", "status", "seed"])
+def test_a_lock_on_the_journal_table_is_waited_for_boundedly_naming_the_blocker(
+    project: Project, command: str
+) -> None:
+    project.write({"sql/public/0001_a.sql": migration(1, 2), "seeds/1_s.sql": insert("s1")})
+    assert project.run("migrate").code == 0
+    assert project.run("seed").code == 0
+    project.write({"sql/public/0002_b.sql": migration(2, 2), "seeds/2_s.sql": insert("s2")})
+    table = "public.__seeds" if command == "seed" else "public.__migrations"
+    with psycopg.connect(project.db.url, application_name="holder") as holder:
+        holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = project.run(command, MIGRATOR_LOCK_TIMEOUT="200ms", timeout=10)
+        took = time.monotonic() - started
+        pid = holder.info.backend_pid
+    assert result.code == 5, result.stderr
+    assert took < 8
+    message = " ".join(result.stderr.split())
+    assert "the journal is locked by another session: gave up after lock_timeout (200ms)" in (
+        message
+    )
+    assert f"blocked by pid {pid} (holder, idle in transaction since " in message
+    assert "Traceback" not in result.stderr
+    assert project.journal() == [(1, "applied", 2, 2)]
+    project.assert_exactly_once(["s1", *rows({1: 2})])
+
+
 # 6. The same for seeds.
 
 
@@ -664,3 +691,110 @@ def test_seed_runs_started_together_run_each_process_once(project: Project) -> N
         (f"{n}_{'py' if n == 9 else 'p'}", "SUCCESS", 1) for n in range(1, 10)
     ]
     project.assert_exactly_once([f"s{n}" for n in range(1, 10)])
+
+
+# 7. A migration that releases the runner's lock, or removes its journal row or table.
+
+# A release the file's text does not show (built at run time), so only the journal updates'
+# own check can catch it.
+RELEASE = "DO $$ BEGIN EXECUTE 'SELECT pg_advisory_' || 'unlock_all()'; {wait} END $$;\n"
+
+
+def test_a_chunk_that_releases_the_lock_lets_no_chunk_run_twice(project: Project) -> None:
+    released = RELEASE.format(wait=WAIT_AT_GATE + " INSERT INTO public.applied VALUES ('1.2');")
+    project.write({"sql/public/0001_a.sql": migration(1, 10, {2: released})})
+    first = project.start("migrate")
+    project.sleeping()  # chunk 2 released the lock and waits at the gate
+    assert project.advisory_locks() == 0
+    second = project.start("migrate")
+    # The second runner gets the lock, reads chunk 1 as done and runs chunk 2 too.
+    project.wait(
+        lambda: (
+            len(
+                project.query(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = %s AND wait_event = 'PgSleep'",
+                    (project.db.name,),
+                )
+            )
+            == 2
+        ),
+        "both runners to wait at the gate in chunk 2",
+    )
+    project.open_gate()
+    results = [project.finish(first), project.finish(second)]
+    assert [result.code for result in results] == [1, 1], [r.stderr for r in results]
+    for result in results:
+        assert "chunk 2 of 10 failed: the chunk released the runner's advisory lock" in (
+            " ".join(result.stderr.split())
+        )
+        assert "Traceback" not in result.stderr
+    # Neither chunk 2 committed, and nothing after it ran.
+    assert project.journal() == [(1, "running", 1, 10)]
+    project.assert_exactly_once(rows({1: 1}))
+    project.assert_journal_tells_the_truth()
+    project.write({"sql/public/0001_a.sql": migration(1, 10)})  # only chunk 2 fixed
+    rerun = project.run("migrate")
+    assert rerun.code == 0, rerun.stderr
+    assert project.journal() == [(1, "applied", 10, 10)]
+    project.assert_exactly_once(rows({1: 10}))
+
+
+@pytest.mark.parametrize(
+    "removal",
+    [
+        "DELETE FROM public.__migrations;\n",
+        "TRUNCATE public.__migrations;\n",
+        "DROP TABLE public.__migrations;\n",
+    ],
+    ids=["delete", "truncate", "drop"],
+)
+def test_a_chunk_that_removes_its_journal_row_rolls_back_and_stops(
+    project: Project, removal: str
+) -> None:
+    project.write(
+        {
+            "sql/public/0001_a.sql": migration(1, 2),
+            "sql/public/0002_b.sql": migration(2, 3, {2: removal}),
+            "sql/public/0003_c.sql": migration(3, 2),
+        }
+    )
+    result = project.run("migrate")
+    assert result.code == 1, result.stderr
+    gone = "dropped the journal table" if "DROP" in removal else "removed this file's journal row"
+    assert f"chunk 2 of 3 failed: the chunk {gone}" in result.stderr
+    assert "must not" in result.stderr and "Traceback" not in result.stderr
+    assert project.journal() == [(1, "applied", 2, 2), (2, "failed", 1, 3)]
+    project.assert_exactly_once(rows({1: 2, 2: 1}))
+    project.assert_journal_tells_the_truth()
+    again = project.run("migrate")  # the same chunk refuses the same way; nothing runs twice
+    assert again.code == 1
+    assert project.journal() == [(1, "applied", 2, 2), (2, "failed", 1, 3)]
+    project.assert_exactly_once(rows({1: 2, 2: 1}))
+
+
+def test_a_no_transaction_file_that_drops_the_journal_gets_it_back_and_nothing_runs_twice(
+    project: Project,
+) -> None:
+    project.write(
+        {
+            "sql/public/0001_a.sql": migration(1, 2),
+            "sql/public/0002_b.sql": "-- migrator: no-transaction\n"
+            + migration(2, 3, {2: "DROP TABLE public.__migrations;\n"}),
+            "sql/public/0003_c.sql": migration(3, 2),
+        }
+    )
+    result = project.run("migrate")
+    assert result.code == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "chunk 2 of 3 failed: the chunk dropped the journal table" in message
+    assert "the drop stayed" in message and "re-created public.__migrations" in message
+    # The drop committed, so chunk 2 is done; the journal was put back with what was known.
+    assert project.journal() == [(1, "applied", 2, 2), (2, "failed", 2, 3)]
+    project.assert_exactly_once(rows({1: 2, 2: 1}))
+    notes = project.query("SELECT note FROM public.__migrations")
+    assert all("re-created after sql/public/0002_b.sql chunk 2" in note for (note,) in notes)
+    rerun = project.run("migrate")  # resumes after the drop: no file runs again from the start
+    assert rerun.code == 0, rerun.stderr
+    assert project.journal() == [(1, "applied", 2, 2), (2, "applied", 3, 3), (3, "applied", 2, 2)]
+    project.assert_exactly_once([*rows({1: 2, 2: 1}), "2.3", *rows({3: 2})])

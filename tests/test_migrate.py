@@ -402,18 +402,28 @@ def test_a_failed_file_whose_failing_chunk_was_removed_ends_applied(
     assert cli("status", "--check", url=database.url).exit_code == 0
 
 
-def test_set_role_in_a_file_does_not_reach_the_journal_or_the_next_file(
-    database: Database, tmp_path: Path
+@pytest.mark.parametrize(
+    "switch",
+    [
+        'SET ROLE "{role}"',
+        'SET SESSION AUTHORIZATION "{role}"',
+        "SELECT set_config('role', '{role}', false)",
+        "SELECT 1 FROM (SELECT set_config('role', '{role}', false)) AS switched",
+    ],
+    ids=["set role", "session authorization", "set_config", "set_config in a subquery"],
+)
+def test_a_file_that_switches_the_user_still_writes_its_journal_and_the_next_file_does_not(
+    database: Database, tmp_path: Path, switch: str
 ) -> None:
     role = f"owner_{database.name}"
-    database.query(f'CREATE ROLE "{role}"')
+    database.query(f'CREATE ROLE "{role}"')  # with no rights on the journal
     try:
         database.query(f'GRANT CREATE ON SCHEMA public TO "{role}"')
         write(
             tmp_path,
             {
                 "sql/public/0001_owned.sql": chunks(
-                    f'SET ROLE "{role}"', "CREATE TABLE owned (x int)"
+                    switch.format(role=role), "CREATE TABLE owned (x int)"
                 ),
                 "sql/public/0002_who.sql": "CREATE TABLE who AS SELECT current_user::text AS u;\n",
             },
@@ -427,6 +437,44 @@ def test_set_role_in_a_file_does_not_reach_the_journal_or_the_next_file(
         database.query("DROP TABLE IF EXISTS owned")
         database.query(f'DROP OWNED BY "{role}"')
         database.query(f'DROP ROLE "{role}"')
+
+
+def test_set_role_in_a_sql_seed_still_records_it(database: Database, tmp_path: Path) -> None:
+    role = f"seeder_{database.name}"
+    database.query(f'CREATE ROLE "{role}"; CREATE TABLE log (n int)')
+    try:
+        database.query(f'GRANT INSERT ON log TO "{role}"')  # and nothing on the seed journal
+        write(
+            tmp_path,
+            {
+                "sql/public/0001_a.sql": "SELECT 1;\n",
+                "seeds/1_as_role.sql": f'SET ROLE "{role}";\nINSERT INTO log VALUES (1);\n',
+                "seeds/2_who.sql": "INSERT INTO log SELECT 2 WHERE current_user = session_user;\n",
+            },
+        )
+        assert cli("migrate", url=database.url).exit_code == 0
+        result = cli("seed", url=database.url)
+        assert result.exit_code == 0, result.output
+        assert database.query("SELECT name, status FROM public.__seeds ORDER BY name") == [
+            ("1_as_role", "SUCCESS"),
+            ("2_who", "SUCCESS"),
+        ]
+        assert database.query("SELECT n FROM log ORDER BY n") == [(1,), (2,)]
+    finally:
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE "{role}"')
+
+
+def test_pgclientencoding_does_not_change_what_the_runner_sends(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path, {"sql/public/0001_euro.sql": "CREATE TABLE price AS SELECT '€ 5'::text AS p;\n"}
+    )
+    result = cli("migrate", url=database.url, env={"PGCLIENTENCODING": "LATIN1"})
+    assert result.exit_code == 0, result.output
+    assert database.scalar("SELECT p FROM price") == "€ 5"
+    assert database.journal() == [(1, "applied", 1, 1)]
 
 
 def test_allow_out_of_order_applies_a_file_merged_from_a_branch(

@@ -710,6 +710,40 @@ def test_only_force_runs_an_applied_migration_again(database: Database, tmp_path
     assert database.scalar("SELECT note FROM public.__migrations WHERE version = 2") is None
 
 
+def test_a_failed_forced_run_keeps_the_file_applied_with_the_failure_beside_it(
+    database: Database, tmp_path: Path
+) -> None:
+    text = (
+        "CREATE TABLE IF NOT EXISTS once (n int PRIMARY KEY);\n--> statement-breakpoint\n"
+        "INSERT INTO once VALUES (1);\n"
+    )
+    write(tmp_path, {"sql/public/0001_once.sql": text, "sql/public/0002_next.sql": "SELECT 1;"})
+    assert cli("migrate", url=database.url).exit_code == 0
+    before = database.query(
+        "SELECT hash, content, finished_at FROM public.__migrations ORDER BY version"
+    )
+
+    forced = cli("migrate", "--only", "1", "--force", url=database.url)  # chunk 2: duplicate key
+    assert forced.exit_code == 1
+    assert "chunk 2 of 2 failed: duplicate key" in forced.stderr
+    assert "stays applied" in " ".join(forced.stderr.split())
+    assert database.journal() == [(1, "applied", 2, 2), (2, "applied", 1, 1)]
+    assert (
+        database.query(
+            "SELECT hash, content, finished_at FROM public.__migrations ORDER BY version"
+        )
+        == before
+    )
+    error, note = database.query("SELECT error, note FROM public.__migrations WHERE version = 1")[0]
+    assert "duplicate key" in error and "the run again failed" in note
+    assert database.scalar("SELECT count(*) FROM once") == 1
+    after = cli("migrate", url=database.url)  # nothing is blocked by the failed re-run
+    assert after.exit_code == 0 and "nothing to do" in after.output
+    status = cli("status", "--check", url=database.url)
+    assert status.exit_code == 0
+    assert "a run again with --force failed: sql/public/0001_once.sql" in status.stdout
+
+
 def test_to_stops_after_a_version(database: Database, tmp_path: Path) -> None:
     write(tmp_path, TARGETS)
     result = cli("migrate", "--to", "2", url=database.url)
@@ -824,6 +858,52 @@ def test_repair_clears_a_failed_row_and_migrate_runs_it_again(
     assert again.exit_code == 0, again.output
     assert database.journal() == [(1, "applied", 1, 1), (2, "applied", 1, 1)]
     assert database.query("SELECT id FROM later") == [(1,)]
+
+
+def test_repair_after_committed_chunks_keeps_them_done_and_the_next_run_resumes(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_fill.sql"
+    chunks = ["CREATE TABLE filled (n int)", "INSERT INTO filled VALUES (1)", "SELECT 1/0"]
+    write(tmp_path, {path: "\n--> statement-breakpoint\n".join(chunks) + "\n"})
+    assert cli("migrate", url=database.url).exit_code == 1
+    assert database.journal() == [(1, "failed", 2, 3)]
+    # The fix also touches a committed chunk, so a plain resume refuses: repair is the way.
+    chunks = ["CREATE TABLE filled (n int);", "INSERT INTO filled VALUES (1);", "SELECT 2;"]
+    write(tmp_path, {path: "\n--> statement-breakpoint\n".join(chunks) + "\n"})
+    assert cli("migrate", url=database.url).exit_code == 3
+
+    repaired = cli("repair", "--reason", "fixed chunk 3", "--yes", url=database.url)
+    assert repaired.exit_code == 0, repaired.output
+    text = " ".join(repaired.stdout.split())
+    assert (
+        f"keeping chunks 1-2 of 3 as done (they committed); the next run resumes at chunk 3: {path}"
+        in text
+    )
+    assert database.journal() == [(1, "failed", 2, 3)]
+    note = database.scalar("SELECT note FROM public.__migrations")
+    assert "committed chunks kept: fixed chunk 3" in note
+    again = cli("migrate", url=database.url)
+    assert again.exit_code == 0, again.output  # no "relation already exists"
+    assert database.journal() == [(1, "applied", 3, 3)]
+    assert database.query("SELECT n FROM filled") == [(1,)]
+    content = database.scalar("SELECT content FROM public.__migrations")
+    assert content == (tmp_path / path).read_text()
+
+
+def test_repair_restart_clears_a_run_with_committed_chunks_naming_them(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_fill.sql"
+    write(tmp_path, {path: "CREATE TABLE filled (n int);\n--> statement-breakpoint\nSELECT 1/0;\n"})
+    assert cli("migrate", url=database.url).exit_code == 1
+    repaired = cli("repair", "--reason", "undone by hand", "--restart", "--yes", url=database.url)
+    assert repaired.exit_code == 0, repaired.output
+    text = " ".join(repaired.stdout.split())
+    assert (
+        "clear the failed run: chunk 1 of 2 committed and will run again (undo them first)" in text
+    )
+    assert database.journal() == []
 
 
 # 7. baseline.

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pglast import ast, parse_sql
+from pglast.enums.parsenodes import TransactionStmtKind
 from pglast.parser import scan
 
 from migrator.errors import BadFile
@@ -17,6 +19,7 @@ from migrator.lexer import MARKER, LexError, split
 from migrator.model import ChunkKind, Migration, SqlFile, TxMode
 from migrator.sqlfile import (
     Directives,
+    _transaction_control,
     excerpt,
     line_column,
     normalize,
@@ -392,6 +395,72 @@ def test_chunks_carry_index_start_line_and_hash() -> None:
         ),
         pytest.param("begin; select 1; commit;", 3, id="a plain BEGIN opens no body"),
         pytest.param(
+            "CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1';\nCOMMIT;\nSELECT 1/0;",
+            3,
+            id="a function named begin opens no body",
+        ),
+        pytest.param(
+            "create function begin() returns int language sql begin atomic select 1; end; select 2",
+            2,
+            id="a function named begin with a BEGIN ATOMIC body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql set x = begin\n"
+            "begin atomic select 1; end; select 2",
+            2,
+            id="a setting's value begin opens no body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin /* c */\n atomic select 1; end;"
+            " select 2",
+            2,
+            id="comments between BEGIN and ATOMIC",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic end; select 2",
+            2,
+            id="an empty BEGIN ATOMIC body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic\n"
+            "select t.end, t.case from t; select 1; end; select 2",
+            2,
+            id="qualified columns named end and case in a body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic\n"
+            "select 1 as end; select 2 as case; end; select 3",
+            2,
+            id="column labels AS end and AS case in a body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic\n"
+            "select 1 case; end; commit; select 2",
+            3,
+            id="a bare column label case in a body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic\n"
+            "select 1 end; select case when true then 1 end end; end; select 2",
+            2,
+            id="a bare column label end in a body",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic select atomic end from t;"
+            " end; select 2",
+            2,
+            id="a column named atomic before a bare label end",
+        ),
+        pytest.param(
+            "create function f() returns int language sql begin atomic select 1; end;"
+            " end; select 2",
+            3,
+            id="an END after the body is a statement of its own",
+        ),
+        pytest.param(
+            "select begin, atomic from t; select 2", 2, id="columns named begin and atomic"
+        ),
+        pytest.param(
             "create function f() returns int as $$ begin return 1; end $$ language plpgsql; "
             "select 1",
             2,
@@ -423,6 +492,62 @@ def test_statements_are_counted_per_chunk(text: str, count: int) -> None:
 def test_an_e_string_is_not_continued_across_a_marker() -> None:
     text = "select E'a'\n--> statement-breakpoint\n'b\\';"
     assert [text[p.start : p.end] for p in split(text)] == ["select E'a'\n", "\n'b\\';"]
+
+
+# A marker splits even where the server would continue a string across it as a comment line:
+# the chunks go to the server one by one, so what follows the marker is read fresh.
+E_STRING_MARKERS = [
+    pytest.param("select E'a'\n", "\n'b\\';", id="a marker right after the string"),
+    pytest.param("select E'a' -- note\n", "\n'b\\';", id="a comment then a marker"),
+    pytest.param("select E'a'\n-- note\n  ", "\n'b\\';", id="a comment line then a marker"),
+    pytest.param("select E'a'", "\n'b\\';", id="a marker on the string's line"),
+    pytest.param("select E'a'\n'b\\'c'\n", "\n'd';", id="a real continuation then a marker"),
+    pytest.param("select E'a'\n'b'", "\n'c';", id="a marker on the continuation's line"),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), E_STRING_MARKERS)
+@pytest.mark.parametrize("parenthesized", [False, True], ids=["top level", "in parentheses"])
+def test_a_marker_ends_an_e_string_and_what_follows_is_read_fresh(
+    before: str, after: str, parenthesized: bool
+) -> None:
+    if parenthesized:  # the fast path in parentheses must read E strings as the top level does
+        before, after = before.replace("select ", "select (1, "), after.replace(";", ");")
+    text = f"{before}{MARKER}{after}"
+    pieces = split(text)
+    assert [text[p.start : p.end] for p in pieces] == [before, after]
+    for piece in pieces:  # each chunk as the server reads it when it comes alone
+        chunk = text[piece.start : piece.end]
+        assert [(s.start - piece.start, s.words) for s in piece.statements] == (
+            _postgres_statements(chunk)[0]
+        )
+
+
+@pytest.mark.parametrize("parenthesized", [False, True], ids=["top level", "in parentheses"])
+def test_a_string_after_a_marker_that_only_a_continuation_would_close_is_unterminated(
+    parenthesized: bool,
+) -> None:
+    head = "select (1, E'a'\n" if parenthesized else "select E'a'\n"
+    text = f"{head}{MARKER}\n'b\\'c';"  # read fresh: 'b\' then c, then an unterminated '
+    with pytest.raises(LexError) as info:
+        split(text)
+    assert (line_column(text, info.value.offset), str(info.value)) == (
+        (3, 6),
+        "unterminated string literal",
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(f"select (1 -- c\n{MARKER}\n, 2);", id="after a line comment"),
+        pytest.param(f"select (1 /* c */\n{MARKER}\n, 2);", id="after a block comment"),
+        pytest.param(f"select (1, (2\n{MARKER}\n)));", id="in nested parentheses"),
+        pytest.param(f"select a[1\n{MARKER}\n];", id="in brackets"),
+    ],
+)
+def test_a_marker_in_parentheses_splits(text: str) -> None:
+    assert len(split(text)) == 2
 
 
 def test_statements_know_their_start_and_top_level_words() -> None:
@@ -483,6 +608,135 @@ def test_an_unterminated_literal_or_comment_is_refused_with_line_and_column(
     text: str, where: str, what: str
 ) -> None:
     assert problems(text) == [f"{PATH}:{where}: {what} (it would swallow the rest of the file)"]
+
+
+SENT_AS_WRITTEN = "migrator sends each chunk to the server as written, and the server"
+
+
+def psql_command(where: str, command: str, remedy: str) -> str:
+    return (
+        f"{PATH}:{where}: psql meta-command {command}: {SENT_AS_WRITTEN} does not know psql's "
+        f"commands: {remedy}"
+    )
+
+
+def psql_variable(where: str, variable: str) -> str:
+    return (
+        f"{PATH}:{where}: psql variable {variable}: {SENT_AS_WRITTEN} does not substitute psql "
+        "variables: write the value"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "\\i other.sql\n",
+            [psql_command("1:1", "\\i", "inline the file")],
+            id="an include",
+        ),
+        pytest.param(
+            "select 1;\n  \\ir ../common.sql\nselect 2;",
+            [psql_command("2:3", "\\ir", "inline the file")],
+            id="a relative include",
+        ),
+        pytest.param(
+            "\\set x 1\nselect :x;",
+            [psql_command("1:1", "\\set", "write the value"), psql_variable("2:8", ":x")],
+            id="a variable set and used",
+        ),
+        pytest.param(
+            "\\connect other\n",
+            [psql_command("1:1", "\\connect", "run migrator on each database")],
+            id="a connect",
+        ),
+        pytest.param(
+            "select count(*) from t \\gset\n",
+            [psql_command("1:24", "\\gset", "write the value")],
+            id="a gset after a query",
+        ),
+        pytest.param(
+            "\\echo it's done\nselect 1;",
+            [psql_command("1:1", "\\echo", "do its work in SQL, or remove it")],
+            id="a command's arguments are psql's to the end of the line",
+        ),
+        pytest.param(
+            "select 1 \\; select 2;",
+            [psql_command("1:10", "\\;", "write ; alone")],
+            id="psql's escaped semicolon",
+        ),
+        pytest.param(
+            "select :'name', :\"name\", :name, :{?name};",
+            [
+                psql_variable("1:8", ":'name'"),
+                psql_variable("1:17", ':"name"'),
+                psql_variable("1:26", ":name"),
+                psql_variable("1:33", ":{?name}"),
+            ],
+            id="variables in every form",
+        ),
+        pytest.param(
+            "insert into t values (1, f(:'v'), (select :n));",
+            [psql_variable("1:28", ":'v'"), psql_variable("1:43", ":n")],
+            id="variables in parentheses",
+        ),
+        pytest.param(
+            "select (1, \\gset\n);",
+            [psql_command("1:12", "\\gset", "write the value")],
+            id="a command in parentheses",
+        ),
+        pytest.param(
+            "select a[1] :x, (b[1:2] :y), json_object('k': v) :z;",
+            [psql_variable("1:13", ":x"), psql_variable("1:25", ":y"), psql_variable("1:50", ":z")],
+            id="variables beside brackets and JSON_OBJECT",
+        ),
+        pytest.param(
+            "select 1;\n--> statement-breakpoint\nselect :x;\n--> statement-breakpoint\n\\i a",
+            [psql_variable("3:8", ":x"), psql_command("5:1", "\\i", "inline the file")],
+            id="in every chunk",
+        ),
+    ],
+)
+def test_psql_commands_and_variables_are_refused_naming_file_line_and_column(
+    text: str, expected: list[str]
+) -> None:
+    assert problems(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("select a::int, 'x'::text, (b::numeric(3, 1)), $1::int;", id="casts"),
+        pytest.param("select f(a := 1, b => 2), f(c:=3);", id="named arguments"),
+        pytest.param(
+            "select arr[1:n], arr[lo:hi], arr[:n], arr[n:], (arr[:n]), (x[1:'2']), a[1][2:n]"
+            " from t;",
+            id="array slices",
+        ),
+        pytest.param("update t set arr[1:n] = '{1}';", id="a slice assigned"),
+        pytest.param(
+            "select json_object('a':b), JSON_OBJECT('a':'b'), json_objectagg(k:v) from t;",
+            id="JSON_OBJECT key : value pairs",
+        ),
+        pytest.param(
+            "select ':x \\i', E'\\\\ :x \\n', $$ \\i x :y $$, \"a:b\\\", U&'\\0041', '\\';",
+            id="backslashes and colons in literals and quoted identifiers",
+        ),
+        pytest.param("-- \\i x :y\n/* \\set :z */ select 1; -- :w", id="in comments"),
+        pytest.param("do $body$ begin perform :x; end $body$;", id="in a dollar-quoted body"),
+    ],
+)
+def test_sql_that_only_looks_like_psql_is_not_refused(text: str) -> None:
+    assert migration(text).chunks
+
+
+def test_split_names_psql_syntax_in_the_piece_it_is_in() -> None:
+    text = f"\\set x 1\nselect :x;\n{MARKER}\nselect (:'y');"
+    first, second = split(text)
+    assert (first.psql, second.psql) == (
+        ((0, "\\set"), (text.index(":x"), ":x")),
+        ((text.index(":'y'"), ":'y'"),),
+    )
 
 
 # --- 4. classification --------------------------------------------------------------------
@@ -679,6 +933,30 @@ def test_an_unterminated_literal_or_comment_is_refused_with_line_and_column(
             "BEGIN ... COMMIT",
             id="two transactions one after the other",
         ),
+        pytest.param(
+            "begin; savepoint s; rollback work to savepoint s; rollback transaction to s; commit;",
+            ChunkKind.SELF_MANAGED,
+            "BEGIN ... COMMIT",
+            id="ROLLBACK WORK TO and ROLLBACK TRANSACTION TO return to a savepoint",
+        ),
+        pytest.param(
+            "begin;\n(select 1) union (select 2);\n$1;\ncommit;",
+            ChunkKind.SELF_MANAGED,
+            "BEGIN ... COMMIT",
+            id="statements without words between BEGIN and COMMIT",
+        ),
+        pytest.param(
+            "begin; insert into t values (1); prepare transaction 'x';",
+            ChunkKind.SELF_MANAGED,
+            "BEGIN ... COMMIT",
+            id="PREPARE TRANSACTION ends the chunk's own transaction",
+        ),
+        pytest.param(
+            "prepare transaction as select 1; execute transaction;",
+            ChunkKind.TRANSACTIONAL,
+            "",
+            id="a prepared statement named transaction",
+        ),
     ],
 )
 def test_chunks_are_classified(sql: str, kind: ChunkKind, reason: str) -> None:
@@ -726,6 +1004,28 @@ SHARED = (
             id="a BEGIN inside an open transaction",
         ),
         pytest.param(
+            "CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1';\nCOMMIT;\nSELECT 1/0;",
+            "2:1: chunk 1: COMMIT without a BEGIN in the same chunk",
+            id="a COMMIT after a function named begin",
+        ),
+        pytest.param(
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 case; END;\n"
+            "COMMIT;\nSELECT 1/0;",
+            "2:1: chunk 1: COMMIT without a BEGIN in the same chunk",
+            id="a COMMIT after a body whose column label is case",
+        ),
+        pytest.param(
+            "begin;\nsavepoint s;\nrollback work to s;",
+            "3:1: chunk 1: this chunk opens a transaction and does not end it: "
+            "add COMMIT at its end",
+            id="ROLLBACK WORK TO a savepoint does not end the transaction",
+        ),
+        pytest.param(
+            "insert into t values (1);\nPREPARE TRANSACTION 'x';",
+            "2:1: chunk 1: PREPARE TRANSACTION without a BEGIN in the same chunk",
+            id="PREPARE TRANSACTION would end the runner's transaction",
+        ),
+        pytest.param(
             "create table t (a int);\ncreate index concurrently i on t (a);",
             f"2:1: chunk 1: CREATE INDEX CONCURRENTLY shares its chunk with 1 other "
             f"statement(s); {SHARED}",
@@ -755,6 +1055,108 @@ def test_chunks_that_cannot_run_are_refused_naming_file_line_and_chunk(
     text: str, problem: str
 ) -> None:
     assert problems(text) == [f"{PATH}:{problem}"]
+
+
+UNLOCK_ALL = (
+    "pg_advisory_unlock_all() would release the runner's advisory lock and let another runner "
+    "in: take your own locks with pg_advisory_xact_lock(), which the transaction's end releases"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param("SELECT pg_advisory_unlock_all();", UNLOCK_ALL, id="unlock all"),
+        pytest.param(
+            "SELECT x FROM (SELECT pg_advisory_unlock_all()) s;",
+            UNLOCK_ALL,
+            id="unlock all in a subquery",
+        ),
+        pytest.param(
+            "insert into t select f(x, (PG_CATALOG.PG_ADVISORY_UNLOCK_ALL())) from u;",
+            UNLOCK_ALL,
+            id="unlock all qualified, upper-case, two parentheses deep",
+        ),
+        pytest.param(
+            "SELECT pg_advisory_unlock(7883946363647717234);",
+            UNLOCK_ALL.replace("_all() would", "() can"),
+            id="unlock by key",
+        ),
+        pytest.param(
+            "SELECT count(*) FROM t WHERE pg_advisory_unlock_shared(id);",
+            UNLOCK_ALL.replace("_all() would", "_shared() can"),
+            id="unlock shared by key",
+        ),
+        pytest.param(
+            "RESET ALL;",
+            "RESET ALL would undo the settings the runner gives the session (search_path, "
+            "lock_timeout, statement_timeout, standard_conforming_strings): reset the settings "
+            "you changed by name",
+            id="RESET ALL",
+        ),
+        pytest.param(
+            "DISCARD ALL;",
+            "DISCARD ALL would drop the runner's advisory lock: use DISCARD PLANS, SEQUENCES or "
+            "TEMP, and reset the settings you changed by name",
+            id="DISCARD ALL points elsewhere than RESET ALL",
+        ),
+    ],
+)
+def test_statements_that_undo_the_runners_session_are_refused(text: str, problem: str) -> None:
+    assert problems(f"select 1;\n{text}") == [f"{PATH}:2:1: chunk 1: {problem}"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("SELECT 'pg_advisory_unlock_all()';", id="in a string"),
+        pytest.param(
+            "-- pg_advisory_unlock_all()\nSELECT 1 /* pg_advisory_unlock(1) */;", id="in comments"
+        ),
+        pytest.param(
+            "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_advisory_unlock_all() FROM PUBLIC;\n"
+            "COMMENT ON FUNCTION pg_advisory_unlock(bigint) IS 'x';",
+            id="naming without calling",
+        ),
+        pytest.param(
+            "SELECT pg_advisory_xact_lock(1), my_pg_advisory_unlock_all(),"
+            " pg_advisory_unlock_allx();",
+            id="other functions",
+        ),
+        pytest.param("RESET search_path; RESET ROLE; DISCARD PLANS;", id="resets by name"),
+    ],
+)
+def test_what_only_looks_like_undoing_the_runners_session_is_not_refused(text: str) -> None:
+    assert migration(text).chunks
+
+
+@pytest.mark.parametrize(
+    ("text", "sets_role"),
+    [
+        pytest.param("SET ROLE app;", True, id="SET ROLE"),
+        pytest.param("set local role app;", True, id="SET LOCAL ROLE"),
+        pytest.param("SET SESSION AUTHORIZATION app;", True, id="SET SESSION AUTHORIZATION"),
+        pytest.param(
+            "SET LOCAL SESSION AUTHORIZATION app;", True, id="SET LOCAL SESSION AUTHORIZATION"
+        ),
+        pytest.param("SELECT set_config('role', 'app', false);", True, id="set_config"),
+        pytest.param(
+            "SELECT x FROM (SELECT PG_CATALOG.SET_CONFIG('search_path', '', true)) s;",
+            True,
+            id="set_config in a subquery, qualified and upper-case",
+        ),
+        pytest.param("SET search_path TO authorization, session;", False, id="other settings"),
+        pytest.param(
+            "SELECT 'set_config(' /* set role x */; -- set session authorization x\n",
+            False,
+            id="in literals and comments",
+        ),
+        pytest.param("SELECT set_configuration(1);", False, id="another function"),
+        pytest.param("RESET ROLE;", False, id="RESET ROLE"),
+    ],
+)
+def test_sets_role_when_a_statement_may_change_the_user(text: str, sets_role: bool) -> None:
+    assert migration(f"select 1;\n{text}").sets_role is sets_role
 
 
 def test_every_bad_chunk_is_listed() -> None:
@@ -1020,6 +1422,10 @@ _ATOMS = (
     "U&'",
     "begin",
     "end;",
+    ":x",
+    ":'v'",
+    "\\i f",
+    "set_config(",
 )
 _TAGS = ("", "a", "tag", "_t1", "Fn")
 _WORDS = ("select", "insert", "into", "t", "x1", "values", "from", "where", "and", "Mixed", "_y")
@@ -1171,6 +1577,9 @@ def test_split_keeps_every_character_and_splits_only_at_real_markers(
     assert [len(p.statements) for p in pieces] == [count for _, count in chunks]
     for piece in pieces:
         assert all(piece.start <= s.start < piece.end for s in piece.statements)
+        # Backslashes, colons and set_config( stand only in literals and comments here.
+        assert piece.psql == ()
+        assert all(s.calls == () for s in piece.statements)
 
 
 _KEYWORD_KINDS = {
@@ -1257,3 +1666,149 @@ def test_examples_match_postgresql_scanner(text: str) -> None:
     (piece,) = split(text)
     assert len(piece.statements) >= 2
     assert [(s.start, s.words) for s in piece.statements] == _postgres_statements(text)[0]
+
+
+# --- 8. transaction control, cross-checked with PostgreSQL's parser -----------------------
+
+_CONTROL = (
+    "BEGIN",
+    "begin work",
+    "BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY",
+    "START TRANSACTION",
+    "start transaction read only",
+    "COMMIT",
+    "commit work",
+    "COMMIT AND NO CHAIN",
+    "END",
+    "end transaction",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT s",
+    "RELEASE s",
+    "release savepoint s",
+    "ROLLBACK TO s",
+    "rollback work to savepoint s",
+    "PREPARE TRANSACTION 'x'",
+    "COMMIT PREPARED 'x'",
+    "ROLLBACK PREPARED 'x'",
+)
+# Statements that name begin, end, case, commit... without being transaction control.
+_LOOKALIKES = (
+    "PREPARE transaction AS SELECT 1",
+    "CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    'CREATE TABLE t (begin int, "end" int, "case" text, commit int, atomic int)',
+    'SELECT t.begin, t.end, t.case, "end", "commit", 1 AS end, 2 AS case, begin, atomic FROM t',
+    "SELECT CASE WHEN begin THEN 1 END end FROM t",
+    "SELECT commit, rollback, savepoint, release, abort, start FROM t",
+    "SELECT 'commit; begin', $$; end $$, E'\\'; rollback'",
+    "DO $$ BEGIN COMMIT; END $$",
+    'INSERT INTO t (begin) VALUES (1) RETURNING begin, "end"',
+    "SELECT 1 end",
+)
+_ROUTINES = (
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql",
+    "create or replace function begin() returns int",
+    "CREATE PROCEDURE p() LANGUAGE sql",
+    'CREATE OR REPLACE PROCEDURE "end"()',
+    'CREATE FUNCTION f(begin int, atomic int) RETURNS TABLE (begin int, "end" int)',
+    "CREATE FUNCTION f() RETURNS int SET search_path = begin",
+)
+_ATOMIC = ("BEGIN ATOMIC", "begin /* c */ atomic", "BEGIN\n  ATOMIC")
+# Statements of a BEGIN ATOMIC body: END and CASE as keywords, column names and labels.
+_BODY = (
+    "SELECT 1",
+    "RETURN 1",
+    "COMMIT",
+    "SELECT t.end, t.case FROM t",
+    "SELECT 1 AS end, 2 AS case",
+    "SELECT 1 case",
+    "SELECT 1 end",
+    "SELECT 1 begin",
+    "SELECT CASE WHEN true THEN 1 END end",
+    "SELECT CASE WHEN x THEN CASE WHEN y THEN 1 END END FROM t",
+    "SELECT atomic end FROM t",
+    "INSERT INTO t VALUES (CASE WHEN true THEN 1 END)",
+    "SELECT 'end; commit'",
+)
+_STATEMENT_ENDS = (";", "; ", ";\n", " ;\n-- c\n", "; /* c */ ", ";;\n")
+
+
+@st.composite
+def _routine(draw: st.DrawFn) -> str:
+    body = draw(st.lists(st.sampled_from(_BODY), max_size=3))
+    ends = draw(st.lists(st.sampled_from(_STATEMENT_ENDS), min_size=3, max_size=3))
+    statements = "".join(f"{statement}{end}" for statement, end in zip(body, ends, strict=False))
+    head = f"{draw(st.sampled_from(_ROUTINES))} {draw(st.sampled_from(_ATOMIC))}"
+    return f"{head} {statements}END"
+
+
+_VALID = st.one_of(st.sampled_from(_CONTROL), st.sampled_from(_LOOKALIKES), _routine())
+
+
+@st.composite
+def _valid_chunk(draw: st.DrawFn) -> str:
+    statements = draw(st.lists(_VALID, min_size=1, max_size=5))
+    ends = draw(st.lists(st.sampled_from(_STATEMENT_ENDS), min_size=4, max_size=4))
+    ends = [*ends[: len(statements) - 1], draw(st.sampled_from(["", ";", ";\n"]))]
+    return "".join(f"{statement}{end}" for statement, end in zip(statements, ends, strict=True))
+
+
+_ROLES = {
+    TransactionStmtKind.TRANS_STMT_BEGIN: "open",
+    TransactionStmtKind.TRANS_STMT_START: "open",
+    TransactionStmtKind.TRANS_STMT_COMMIT: "close",
+    TransactionStmtKind.TRANS_STMT_ROLLBACK: "close",
+    TransactionStmtKind.TRANS_STMT_PREPARE: "close",  # it ends the transaction block too
+    TransactionStmtKind.TRANS_STMT_SAVEPOINT: "inner",
+    TransactionStmtKind.TRANS_STMT_RELEASE: "inner",
+    TransactionStmtKind.TRANS_STMT_ROLLBACK_TO: "inner",
+    TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED: "",  # autocommit, in a chunk of its own
+    TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED: "",
+}
+
+
+def _postgres_roles(text: str) -> list[tuple[int, str]]:
+    """PostgreSQL's parser's view: (start, transaction role) of each statement."""
+    return [
+        (
+            raw.stmt_location,
+            _ROLES[raw.stmt.kind] if isinstance(raw.stmt, ast.TransactionStmt) else "",
+        )
+        for raw in parse_sql(text)
+    ]
+
+
+@PROPERTY
+@given(st.lists(_valid_chunk(), min_size=1, max_size=3), st.sampled_from(_JOINERS))
+def test_statements_and_transaction_control_match_postgresql_parser(
+    chunks: list[str], joiner: tuple[str, str, str]
+) -> None:
+    text = "".join(joiner).join(chunks)
+    assert text.isascii()  # pglast offsets are bytes
+    pieces = split(text)
+    assert len(pieces) == len(chunks)
+    for piece in pieces:
+        chunk = text[piece.start : piece.end]
+        ours = [(s.start - piece.start, _transaction_control(s.words)) for s in piece.statements]
+        assert ours == _postgres_roles(chunk), chunk
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1';\nCOMMIT;\nSELECT 1/0;",
+            id="a function named begin",
+        ),
+        pytest.param(
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 case; END;\n"
+            "COMMIT; SELECT 2",
+            id="a bare label case in a body",
+        ),
+        pytest.param("begin; insert into t values (1); prepare transaction 'x'", id="2PC"),
+    ],
+)
+def test_transaction_control_examples_match_postgresql_parser(text: str) -> None:
+    (piece,) = split(text)
+    ours = [(s.start, _transaction_control(s.words)) for s in piece.statements]
+    assert ours == _postgres_roles(text)
