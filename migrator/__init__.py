@@ -10,6 +10,7 @@ __all__ = [
     "AdoptResult",
     "BadFile",
     "BaselineResult",
+    "Cancelled",
     "CannotConnect",
     "ConfigError",
     "ConfigResult",
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     )
     from migrator.errors import (
         BadFile,
+        Cancelled,
         CannotConnect,
         ConfigError,
         ConnectionLost,

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from migrator.errors import BadFile, ConfigError, DriftError, MigrationFailed
+from migrator.errors import BadFile, Cancelled, ConfigError, DriftError, MigrationFailed
 from migrator.model import (
     Adopted,
     AdoptResult,
@@ -84,9 +84,11 @@ def migrate(
         planned: list[Plan] = []  # what the run is about to apply, for a failure's `pending`
 
         def check(plans: list[Plan]) -> None:
+            nonlocal started
             planned.extend(plans)
             preview = _migrated("", files, plans, [], (), 0, dry_run=True)
             _confirm(settings, conn, reporter, confirm, preview)
+            started = time.monotonic()  # the total leaves out the time at the prompt
 
         try:
             plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
@@ -146,16 +148,25 @@ def validate(
         statuses = _assess(conn, files, settings.journal_table)
         for drift in _drift(conn, settings, statuses, files):
             reporter.drift(drift)
-    found = [f"{s.path or s.name}: {s.detail}" for s in statuses if s.is_problem]
+    drifted = [s for s in statuses if s.is_problem]
+    found = [f"{planner.shown_path(s, files.get(s.schema, ()))}: {s.detail}" for s in drifted]
+    kinds = {s.state for s in drifted}
     # A failed or interrupted file whose done chunks were edited cannot resume: drift too.
-    found.extend(
+    edited = [
         problem
         for s in statuses
         if s.state in (FileState.FAILED, FileState.RUNNING) and s.path in parsed
         if (problem := planner.resume_problem(parsed[s.path], s.row))
-    )
+    ]
+    if edited:
+        found.extend(edited)
+        kinds.add(FileState.FAILED)
     if found:
-        raise DriftError("the migrations on disk disagree with the journal", problems=found)
+        raise DriftError(
+            "the migrations on disk disagree with the journal",
+            problems=found,
+            hint=planner.drift_hint(kinds),
+        )
     return ValidateResult(len(statuses), unlisted)
 
 
@@ -207,9 +218,9 @@ def repair(
 ) -> RepairResult:
     """Accept intended edits of applied files, settle failed or interrupted runs (their
     committed chunks kept as done, with the file as it is now; cleared entirely if `restart`),
-    and forget rows whose file is gone, noting who, when and `reason`; asks first unless
-    `yes`."""
-    from migrator import db, planner
+    forget rows whose file is gone (seed processes' too), noting who, when and `reason`; asks
+    first unless `yes`."""
+    from migrator import db, planner, seed_journal
 
     settings, reporter = _setup(settings, reporter, values)
     if not reason.strip():
@@ -226,15 +237,19 @@ def repair(
         ]
         for drift in _drift(conn, settings, [status for status, _ in found], files):
             reporter.drift(drift)
+        gone = [] if select else _gone_seeds(conn, settings)
         repairs = tuple(
             Repair(s.schema, s.version, s.path or s.name, action, s.detail) for s, action in found
-        )
+        ) + tuple(Repair("", 0, path, FORGET_SEED, "its file is gone") for path, _ in gone)
         if repairs:
             reporter.review([f"{r.action}: {r.path} ({r.detail})" for r in repairs])
             _confirm(settings, conn, reporter, confirm)
             if not (yes or settings.env == "production"):
                 _agreed(reporter, "Apply these repairs? [y/N]")
             _repair(conn, files, found, settings.journal_table, reason, restart)
+            with conn.transaction():
+                for _, name in gone:
+                    seed_journal.forget(conn, settings.seeds_table, name)
     return RepairResult(repairs)
 
 
@@ -405,7 +420,8 @@ def _session(settings: Settings, reporter: Reporter) -> Iterator[Connection]:
             f"{settings.embedded_dir}/ (set MIGRATOR_DATABASE_URL to use your own)."
         )
         conninfo = embedded.start(settings.embedded_dir)
-    with db.connect(conninfo, wait=settings.wait_for_db if found else 0) as conn:
+    wait = settings.wait_for_db if found else 0
+    with db.connect(conninfo, wait=wait, on_wait=reporter.notice) as conn:
         db.relay_messages(conn, reporter.server_message)
         reporter.connected(db.target(conn))
         # The journals are read and written before any file sets its own: no wait is endless.
@@ -575,7 +591,23 @@ def _agreed(reporter: Reporter, question: str) -> None:
     if answer is None:
         raise ConfigError("this changes the journal: pass --yes to go ahead without a terminal")
     if answer.strip().lower() not in ("y", "yes"):
-        raise ConfigError("cancelled; nothing was changed")
+        raise Cancelled("cancelled; nothing was changed")
+
+
+FORGET_SEED = "forget the seed journal row"
+
+
+def _gone_seeds(conn: Connection, settings: Settings) -> list[tuple[str, str]]:
+    """(path shown, name) of each seed journal row whose process file is gone."""
+    from migrator import seed_journal, seeds
+    from migrator.discovery import display
+
+    rows = seed_journal.read(conn, settings.seeds_table) or {}
+    if not rows:
+        return []
+    states = seeds.assess(seeds.discover(settings.seeds_dir), rows)
+    folder = display(settings.seeds_dir)
+    return [(f"{folder}/{s.name}", s.name) for s in states if s.state == "missing"]
 
 
 def _repair(

@@ -96,8 +96,15 @@ def scrub(text: str, conninfo: str) -> str:
 _NAMING = ("host", "hostaddr", "dbname", "user", "service")
 
 
-def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 0) -> Connection:
-    """An autocommit session; CannotConnect (masked target, one line) when it cannot be had."""
+def connect(
+    conninfo: str,
+    *,
+    application_name: str = "migrator",
+    wait: float = 0,
+    on_wait: Callable[[str], None] = lambda message: None,
+) -> Connection:
+    """An autocommit session, retried for up to `wait` seconds (told once to `on_wait`);
+    CannotConnect (masked target, one line) when it cannot be had."""
     try:
         parts = conninfo_to_dict(conninfo)
     except psycopg.Error:
@@ -121,17 +128,22 @@ def connect(conninfo: str, *, application_name: str = "migrator", wait: float = 
     if "connect_timeout" not in parts:
         extra["connect_timeout"] = 10
     deadline = time.monotonic() + wait
+    waited = False
     while True:
         try:
             conn: Connection = psycopg.connect(conninfo, autocommit=True, **extra)  # type: ignore[arg-type]
             return conn
         except psycopg.Error as exc:
+            reason = scrub(" ".join(str(exc).split()), conninfo)
             if time.monotonic() < deadline:
+                if not waited:
+                    on_wait(f"waiting up to {wait:g}s for {mask(conninfo)}: {reason}")
+                    waited = True
                 time.sleep(0.5)
                 continue
-            reason = scrub(" ".join(str(exc).split()), conninfo)
+            after = f" after waiting {wait:g}s" if waited else ""
             raise CannotConnect(
-                f"cannot connect to {mask(conninfo)}: {reason}",
+                f"cannot connect to {mask(conninfo)}{after}: {reason}",
                 hint="Check the URL (--database-url, MIGRATOR_DATABASE_URL or DATABASE_URL) and "
                 "that the server is up.",
             ) from None

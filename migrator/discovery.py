@@ -26,8 +26,9 @@ def schema_order(found: list[str], configured: tuple[str, ...]) -> list[str]:
 def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
     """The schema folders under sql_dir, in run order; ConfigError if sql_dir is missing."""
     if not sql_dir.is_dir():
+        what = "is not a folder" if sql_dir.exists() else "does not exist"
         raise ConfigError(
-            f"migrations folder {display(sql_dir)} does not exist",
+            f"migrations folder {display(sql_dir)} {what}",
             hint="Create it (one folder per schema, e.g. sql/public/) or set --sql-dir / "
             "MIGRATOR_SQL_DIR.",
         )

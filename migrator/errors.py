@@ -103,6 +103,10 @@ class Refused(MigratorError):
     exit_code = 4
 
 
+class Cancelled(Refused):
+    """The operator answered no: nothing was changed (said plainly, not as an error)."""
+
+
 class LockNotAcquired(MigratorError):
     """Another runner held the advisory lock for longer than lock_wait."""
 

@@ -251,6 +251,7 @@ class SeedOutcome:
     duration_ms: int = 0
     error: str = ""
     ended_transaction: bool = False  # it committed or rolled back the runner's transaction
+    detail: str = ""  # why a skipped process may deserve a look (its file changed)
 
 
 @dataclass(frozen=True, slots=True)

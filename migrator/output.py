@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from migrator.db import describe_holder
-from migrator.errors import BadFile, DriftError, MigrationFailed, MigratorError, Refused
+from migrator.errors import (
+    BadFile,
+    Cancelled,
+    DriftError,
+    MigrationFailed,
+    MigratorError,
+    Refused,
+)
 from migrator.model import (
     AdoptResult,
     BaselineResult,
@@ -222,12 +229,17 @@ class PlainReporter:
         self.where = ""
         took = f" {_duration(outcome.duration_ms)}" if outcome.action != "skipped" else ""
         reason = " (already SUCCESS)" if outcome.action == "skipped" else ""
+        if outcome.detail:
+            reason = f" (already SUCCESS; {outcome.detail})"
         self.info(f"{outcome.action} {outcome.name}{reason}{took}")
 
     def drift(self, drift: Drift) -> None:
         """How an applied file differs from the text the journal keeps."""
         if drift.whitespace_only:
-            self._out(f"{drift.path}: only whitespace differs from the applied text")
+            self._out(
+                f"{drift.path}: only whitespace differs from the applied text (if that is "
+                "intended, record it: migrator repair --reason 'whitespace')"
+            )
         else:
             self._panel(f"{drift.path}: changed since applied", drift.diff)
 
@@ -251,6 +263,7 @@ class PlainReporter:
         except KeyboardInterrupt:
             answer = ""
         if not answer:  # end of input or Ctrl-C at the question: not confirmed
+            sys.stderr.write("\n")  # the error goes below the question, not after it
             raise Refused("no answer to the question; nothing was changed")
         return answer.strip()
 
@@ -268,6 +281,9 @@ class PlainReporter:
 
     def failure(self, error: MigratorError) -> None:
         """An expected error on stderr: one headline, then the context that helps fix it."""
+        if isinstance(error, Cancelled):
+            self._err(error.message)  # the answer given, not a fault
+            return
         self._error(_failure_lines(error))
 
     def _error(self, lines: list[tuple[str, str]]) -> None:
@@ -386,11 +402,11 @@ class PlainReporter:
 
     def _repaired(self, result: RepairResult) -> None:
         count = len(result.repairs)
-        self._out(f"repaired {count} journal rows" if count else "nothing to repair")
+        self._out(f"repaired {_plural(count, 'journal row')}" if count else "nothing to repair")
 
     def _baselined(self, result: BaselineResult) -> None:
         self._out(
-            f"baselined {len(result.baselined)} files of {result.schema} up to version "
+            f"baselined {_plural(len(result.baselined), 'file')} of {result.schema} up to version "
             f"{result.version}"
         )
 

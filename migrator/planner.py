@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from migrator import sqlfile
@@ -19,6 +20,7 @@ from migrator.model import (
 )
 
 _DONE = (RowStatus.APPLIED, RowStatus.BASELINE)
+_TOLD = re.compile(r"(?P<where>\S+:[0-9]+:[0-9]+): chunk [0-9]+ of [0-9]+ failed: (?P<reason>.*)")
 
 
 def assess(schema: str, files: Sequence[SqlFile], rows: Sequence[JournalRow]) -> list[FileStatus]:
@@ -54,6 +56,10 @@ def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[File
     at = f"chunk {row.chunks_done + 1} of {row.chunks_total}"
     if row.status is RowStatus.FAILED:
         reason = (row.error or "").split("\n", 1)[0]
+        # The error names its place and chunk already: "FILE:LINE:COL: chunk K of N failed: ..."
+        told = _TOLD.match(reason)
+        if told:
+            return FileState.FAILED, f"failed at {at} ({told['where']}): {told['reason']}"
         return FileState.FAILED, f"failed at {at}: {reason}" if reason else f"failed at {at}"
     return FileState.RUNNING, f"interrupted at {at}; the next run resumes there"
 
@@ -67,6 +73,7 @@ def plan(
     to, only, force = scope.to, scope.only, scope.force
     chosen_file = select(files, only) if only is not None else None
     drift: list[str] = []
+    kinds: set[FileState] = set()
     bad: list[str] = []
     plans = []
     for schema, schema_files in files.items():
@@ -79,7 +86,8 @@ def plan(
             chosen = chosen_file is not None and file is chosen_file
             if chosen_file is not None and not chosen:
                 if status.state in (FileState.CHANGED, FileState.MISSING):
-                    drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
+                    drift.append(f"{shown_path(status, schema_files)}: {status.detail}")
+                    kinds.add(status.state)
                 elif status.state in _TO_RUN:
                     left.append(status)
                 continue
@@ -93,7 +101,8 @@ def plan(
                 status.state is FileState.OUT_OF_ORDER and scope.allow_out_of_order
             )
             if status.is_problem and not tolerated:
-                drift.append(f"{status.path or f'{schema}/{status.name}'}: {status.detail}")
+                drift.append(f"{shown_path(status, schema_files)}: {status.detail}")
+                kinds.add(status.state)
                 continue
             runnable = status.state in _TO_RUN or forced
             if not runnable or file is None:
@@ -110,6 +119,7 @@ def plan(
             problem = "" if forced else resume_problem(migration, status.row)
             if problem:
                 drift.append(problem)
+                kinds.add(FileState.FAILED)
             steps.append(Step(migration, done, forced))
         plans.append(Plan(schema, tuple(steps), tuple(left)))
     if bad:
@@ -118,14 +128,38 @@ def plan(
         raise DriftError(
             "the migrations on disk disagree with the journal; nothing was applied",
             problems=drift,
-            hint="Restore changed or missing files as they were applied. A pending file older "
-            "than an applied one needs --allow-out-of-order.",
+            hint=drift_hint(kinds),
         )
     return plans
 
 
+_HINTS = {
+    FileState.CHANGED: "An applied file was edited: restore it as it was applied, or, if the "
+    "edit is intended, record it with migrator repair --reason '...'.",
+    FileState.MISSING: "A journaled file is gone: restore it, or, if it was deleted on purpose, "
+    "forget its row with migrator repair --reason '...'.",
+    FileState.OUT_OF_ORDER: "A pending file is older than an applied one (a merged branch?): "
+    "apply it with migrate --allow-out-of-order.",
+    FileState.FAILED: "Chunks that already ran were edited: restore them, or keep them as done "
+    "with the file as it is now: migrator repair --reason '...'.",
+}
+
+
+def drift_hint(kinds: set[FileState]) -> str:
+    """What to do about each kind of drift found (FAILED: edited chunks that already ran)."""
+    return " ".join(_HINTS[kind] for kind in _HINTS if kind in kinds)
+
+
 _TO_RUN = (FileState.PENDING, FileState.OUT_OF_ORDER, FileState.FAILED, FileState.RUNNING)
 _DONE_STATES = (FileState.APPLIED, FileState.BASELINE, FileState.CHANGED)
+
+
+def shown_path(status: FileStatus, files: Sequence[SqlFile]) -> str:
+    """The file's path as messages show it; for a journaled file that is gone, where it was."""
+    if status.path:
+        return status.path
+    folder = files[0].path.rsplit("/", 1)[0] if files else status.schema
+    return f"{folder}/{status.name}"
 
 
 def select(files: Mapping[str, Sequence[SqlFile]], pattern: str) -> SqlFile:

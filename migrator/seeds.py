@@ -55,6 +55,11 @@ HOOKS_FILE = "_hooks.py"
 def discover(seeds_dir: Path) -> list[SeedFile]:
     """Every process under seeds_dir, ordered by folder, then by its number; [] if no folder."""
     if not seeds_dir.is_dir():
+        if seeds_dir.exists():
+            raise ConfigError(
+                f"seeds folder {display(seeds_dir)} is not a folder",
+                hint="Point --seeds-dir / MIGRATOR_SEEDS_DIR at the folder of seed processes.",
+            )
         return []
     found: list[tuple[tuple[str, ...], int, str, SeedFile]] = []
     problems: list[str] = []
@@ -101,6 +106,9 @@ def discover(seeds_dir: Path) -> list[SeedFile]:
     return [entry[3] for entry in found]
 
 
+CHANGED = "changed since it ran; it runs again only when named"
+
+
 def assess(files: Sequence[SeedFile], rows: Mapping[str, SeedRow]) -> list[SeedState]:
     """The state of every seed process and every journal row whose file is gone."""
     states = []
@@ -112,7 +120,7 @@ def assess(files: Sequence[SeedFile], rows: Mapping[str, SeedRow]) -> list[SeedS
             detail = (row.error or "").split("\n", 1)[0]
             states.append(SeedState(file.name, "FAIL", file.path, row, detail))
         elif row.hash != file.hash:
-            detail = "changed since it ran; runs again only with --only"
+            detail = f"{CHANGED}: seed --only {file.name}"
             states.append(SeedState(file.name, "changed", file.path, row, detail))
         else:
             detail = "always runs" if row.always_run else ""
@@ -317,7 +325,10 @@ def seed(
         for process in processes:
             if process.file.name not in due:
                 if not choice.only or process.file.name in choice.only:
-                    outcome = SeedOutcome(process.file.name, "skipped")
+                    row = (rows or {}).get(process.file.name)
+                    changed = row is not None and row.hash != process.file.hash
+                    detail = f"{CHANGED}: seed --only {process.file.name}" if changed else ""
+                    outcome = SeedOutcome(process.file.name, "skipped", detail=detail)
                     reporter.seed_done(outcome)
                     outcomes.append(outcome)
                 continue

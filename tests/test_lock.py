@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import psycopg
-from conftest import PYTHON, Database, cli, subprocess_env, write
+from conftest import PYTHON, REPO, Database, cli, subprocess_env, write
 
 from migrator.db import LOCK_KEY
 
@@ -44,12 +45,22 @@ def test_two_runners_started_together_both_succeed_and_apply_each_file_once(
     assert sum("nothing to do" in out for _, (out, _) in results) == 1
 
 
+def documented_key() -> int:
+    """The advisory-lock key the README tells other tools to take."""
+    (key,) = set(re.findall(r"pg_advisory_lock\(([0-9]+)\)", (REPO / "README.md").read_text()))
+    return int(key)
+
+
+def test_the_documented_key_is_the_bytes_migrator_and_the_one_taken() -> None:
+    assert documented_key() == int.from_bytes(b"migrator", "big") == LOCK_KEY
+
+
 def test_a_held_lock_makes_the_runner_wait_name_the_holder_and_exit_5(
     database: Database, tmp_path: Path
 ) -> None:
     write(tmp_path, {"sql/public/0001_a.sql": "CREATE TABLE a (id int);\n"})
     with psycopg.connect(database.url, autocommit=True, application_name="deployer") as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        holder.execute("SELECT pg_advisory_lock(%s)", (documented_key(),))  # as another tool would
         result = cli("migrate", url=database.url, env={"MIGRATOR_LOCK_WAIT": "0.5"})
         holder_pid = holder.info.backend_pid
     assert result.exit_code == 5
