@@ -570,7 +570,8 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     seed = cli("--json", "seed", url=url)
     doc = document(seed)
     assert [(s["name"], s["action"]) for s in doc["seeds"]] == [("1_s", "ran")]
-    assert set(doc["seeds"][0]) == {"name", "action", "duration_ms", "error", "ended_transaction"}
+    expected = {"name", "action", "duration_ms", "error", "ended_transaction", "detail"}
+    assert set(doc["seeds"][0]) == expected
     assert database.query("SELECT id FROM s") == [(1,)]
 
     new = cli("--json", "new", "public", "add y", url=url)
