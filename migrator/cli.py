@@ -2,37 +2,33 @@
 
 # No `from __future__ import annotations`: typer would evaluate every annotation string at each
 # start (docs/performance.md); names imported only for type checking are quoted instead.
+import copy
+import dataclasses
 import enum
 import os
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer._click as click  # typer vendors click, and re-exports little of it
+from typer.core import TyperGroup
 
 from migrator import __version__
-from migrator.errors import MigratorError, PendingWork, Terminated
+from migrator.errors import MigratorError, PendingWork, Terminated, UsageError
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep start-up fast
     from migrator.output import PlainReporter
     from migrator.settings import Settings
 
-app = typer.Typer(
-    name="migrator",
-    help="Apply numbered .sql files to PostgreSQL, one transaction per statement, with a "
-    "resumable journal per schema; and seed data, with SUCCESS or FAIL recorded per process.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Globals:
-    """The global options, handed to every command."""
+    """The global options, handed to every command (given before it or after it)."""
 
     database_url: str | None
     sql_dir: Path | None
@@ -42,6 +38,117 @@ class Globals:
     quiet: bool
     verbose: bool
     json: bool
+
+
+_GLOBALS = frozenset(field.name for field in dataclasses.fields(Globals))
+_ARGS = "migrator.args"  # the command line as given, in the click context's shared meta
+
+
+def _replace_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global option given after the command replaces the value given before it."""
+    source = ctx.get_parameter_source(param.name or "")
+    if isinstance(ctx.obj, Globals) and source is click.core.ParameterSource.COMMANDLINE:
+        ctx.obj = dataclasses.replace(ctx.obj, **{param.name or "": value})
+    return value
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    """--json anywhere on the command line (before a lone --), whether or not the rest parses."""
+    end = args.index("--") if "--" in args else len(args)
+    return "--json" in args[:end]
+
+
+def _early_reporter(args: Sequence[str], command: str) -> "PlainReporter":
+    """The reporter for what goes wrong before a command has its own."""
+    from migrator.output import reporter
+
+    return reporter(command, json=_asks_json(args))
+
+
+def _interrupted(reporter: "PlainReporter", interrupt: KeyboardInterrupt) -> int:
+    """Say what SIGINT or SIGTERM cut short; the exit code, 130 or 143."""
+    code = interrupt.exit_code if isinstance(interrupt, Terminated) else 130
+    by = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+    if reporter.target:
+        # psycopg cancelled the statement in progress and its transaction rolled back; the
+        # advisory lock was released on the way here.
+        reporter.notice(
+            f"interrupted ({by}): a statement in progress was cancelled and rolled back, and the "
+            "journal records what was done; run again to resume"
+        )
+    else:
+        reporter.notice(f"interrupted ({by}) before connecting to the database: nothing was done")
+    reporter.finish(code)
+    return code
+
+
+@contextmanager
+def _before_the_command(args: Sequence[str], ctx: click.Context | None = None) -> Iterator[None]:
+    """What goes wrong before a command's own error edge, reported as the commands report
+    theirs: a usage error (click's message, or one JSON document with --json), an interrupt
+    (typer alone would exit 130 for SIGTERM too)."""
+    try:
+        yield
+    except click.exceptions.UsageError as error:
+        if not _asks_json(args):
+            raise
+        within = error.ctx if error.ctx is not None and error.ctx.parent is not None else None
+        reporter = _early_reporter(args, (within.command.name or "") if within else "")
+        hint = f"Try '{error.ctx.command_path} --help' for help." if error.ctx else ""
+        reporter.failure(UsageError(error.format_message(), hint=hint))
+        reporter.finish(error.exit_code)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt as interrupt:
+        command = (ctx.invoked_subcommand if ctx else None) or ""
+        raise typer.Exit(_interrupted(_early_reporter(args, command), interrupt)) from None
+
+
+class _Group(TyperGroup):
+    """The app's click group: every command takes the global options too, and a usage error
+    or an interrupt before the command's own error edge is reported like the commands'."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        shared = []
+        for option in self.params:
+            if option.name in _GLOBALS:
+                after = copy.copy(option)
+                after.expose_value, after.callback = False, _replace_global
+                shared.append(after)
+        for command in self.commands.values():
+            command.params.extend(shared)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """The group's context, which keeps the command line as given (parsing consumes it)."""
+        given = list(args)
+        with _before_the_command(given):
+            ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[_ARGS] = given
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, parsing its options first."""
+        with _before_the_command(ctx.meta.get(_ARGS, ()), ctx):
+            return super().invoke(ctx)
+
+
+app = typer.Typer(
+    name="migrator",
+    cls=_Group,
+    help="Apply numbered .sql files to PostgreSQL, one transaction per statement, with a "
+    "resumable journal per schema; and seed data, with SUCCESS or FAIL recorded per process. "
+    "Its options but --version and the completion ones go before the command or after it "
+    "(where they win).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
 
 
 def _print_version(value: bool) -> None:
@@ -91,7 +198,8 @@ def main_options(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Global options come before the command: migrator --database-url URL migrate."""
+    """Global options go before the command or after it (where they win): migrator migrate
+    --database-url URL."""
     ctx.obj = Globals(database_url, sql_dir, seeds_dir, env, wait_for_db, quiet, verbose, json)
 
 
@@ -140,16 +248,7 @@ def reported_errors(reporter: "PlainReporter") -> Iterator[None]:
         reporter.finish(1)
         raise typer.Exit(1) from None
     except KeyboardInterrupt as interrupt:
-        # psycopg cancelled the statement in progress and its transaction rolled back; the
-        # advisory lock was released on the way here.
-        code = interrupt.exit_code if isinstance(interrupt, Terminated) else 130
-        by = "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
-        reporter.notice(
-            f"interrupted ({by}): a statement in progress was cancelled and rolled back, and the "
-            "journal records what was done; run again to resume"
-        )
-        reporter.finish(code)
-        raise typer.Exit(code) from None
+        raise typer.Exit(_interrupted(reporter, interrupt)) from None
     reporter.finish(0)
 
 
@@ -396,17 +495,34 @@ def config(ctx: typer.Context) -> None:
         reporter.show(commands.config(**_flags(ctx)))
 
 
-@app.command()
+@app.command(short_help="Create the next migration file in a schema folder (alias: create).")
 def new(
     ctx: typer.Context,
     schema: Annotated[str, typer.Argument(help="Schema folder to add the file to.")],
-    name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_orders.")],
+    name: Annotated[
+        str, typer.Argument(help="What the migration does, e.g. 'Add orders' (to add_orders).")
+    ],
+    timestamp: Annotated[
+        bool,
+        typer.Option(
+            "--timestamp",
+            help="Version the file by the UTC time, YYYYMMDDHHMMSS (automatic when the "
+            "folder's newest file has such a version).",
+        ),
+    ] = False,
 ) -> None:
-    """Create the next numbered migration file in a schema folder."""
+    """Create the next numbered migration file in a schema folder, the name as [a-z0-9_]."""
     from migrator import commands
 
     with _run(ctx, "new") as (settings, reporter):
-        reporter.show(commands.new(settings, schema=schema, name=name, reporter=reporter))
+        result = commands.new(
+            settings, schema=schema, name=name, timestamp=timestamp, reporter=reporter
+        )
+        reporter.show(result)
+
+
+# goose and golang-migrate call it create: found either way, listed once.
+app.command("create", hidden=True)(new)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -418,4 +534,7 @@ def main() -> None:
     and rolled back, the lock released, "run again to resume"), but exits 143 instead of 130."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="migrator")
+    try:
+        app(prog_name="migrator")
+    except KeyboardInterrupt as interrupt:  # while typer builds the commands, before _Group
+        sys.exit(_interrupted(_early_reporter(sys.argv[1:], ""), interrupt))

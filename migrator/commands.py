@@ -357,16 +357,26 @@ def new(
     *,
     schema: str,
     name: str,
+    timestamp: bool = False,
     reporter: Reporter | None = None,
     **values: Any,
 ) -> NewResult:
-    """Create the next numbered migration file in a schema folder (made when missing)."""
+    """Create the next migration file in a schema folder (made when missing), named by `name`
+    slugified to [a-z0-9_] (ConfigError when nothing is left of it), versioned by the UTC time
+    (YYYYMMDDHHMMSS) with `timestamp` or when the folder's newest file is; warns when the
+    folder's name is not lower case."""
     from migrator import discovery
 
     settings, reporter = _setup(settings, reporter, values)
     folder = settings.sql_dir / schema
     files = discovery.load_schema(settings.sql_dir, schema) if folder.is_dir() else ()
-    path = discovery.new_file(settings.sql_dir, schema, name, files)
+    path = discovery.new_file(settings.sql_dir, schema, name, files, stamped=timestamp)
+    if schema != schema.lower():
+        reporter.notice(
+            f"warning: schema folder {schema} is not lower case: its migrations run in schema "
+            f'"{schema}" (quoted), but PostgreSQL reads an unquoted {schema} in SQL as '
+            f"{schema.lower()}, another schema; consider renaming the folder to {schema.lower()}"
+        )
     return NewResult(discovery.display(path))
 
 

@@ -6,7 +6,9 @@ import errno
 import itertools
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from migrator import sqlfile
@@ -256,8 +258,23 @@ def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
     return found
 
 
-def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) -> Path:
-    """Create the next numbered file in a schema folder, as wide as the existing versions."""
+STAMP_DIGITS = 14  # YYYYMMDDHHMMSS, UTC: a version `new --timestamp` gives
+
+
+def slug(name: str) -> str:
+    """What a migration does as part of a file name: lower-case ASCII letters and digits
+    joined by single underscores, accents dropped ("Add Invoice Status!" -> add_invoice_status;
+    "" when nothing is left)."""
+    folded = unicodedata.normalize("NFKD", name.casefold()).encode("ascii", "ignore").decode()
+    return "_".join(re.findall(r"[a-z0-9]+", folded))
+
+
+def new_file(
+    sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...], *, stamped: bool = False
+) -> Path:
+    """Create the next file in a schema folder: numbered as wide as the existing versions, or
+    by the UTC time when `stamped` or when the newest file's version is a 14-digit one (never
+    at or below the newest version)."""
     if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
@@ -269,14 +286,23 @@ def new_file(sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...]) 
             hint="Add a migration with drizzle-kit (drizzle-kit generate, or "
             "drizzle-kit generate --custom for hand-written SQL).",
         )
-    slug = "_".join(name.lower().replace("-", " ").split())
-    if not slug or sqlfile.parse_name(f"0_{slug}.sql") is None:
-        raise ConfigError(f"'{name}' cannot be part of a file name")
-    version = max((file.version for file in files), default=0) + 1
+    part = slug(name)
+    if not part:
+        raise ConfigError(
+            f"'{name}' has no letters or digits to name the file with",
+            hint="Say what the migration does, e.g. 'add orders' (the file: NNNN_add_orders.sql).",
+        )
+    newest = max(files, key=lambda file: file.version, default=None)
     width = max((len(file.name.split("_", 1)[0]) for file in files), default=4)
-    path = sql_dir / schema / f"{version:0{width}d}_{slug}.sql"
+    version = newest.version + 1 if newest else 1
+    if stamped or (newest and len(newest.name.split("_", 1)[0]) == STAMP_DIGITS):
+        now = int(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+        version, width = max(version, now), STAMP_DIGITS
+    path = sql_dir / schema / f"{version:0{width}d}_{part}.sql"
+    # One line, whatever the name held: a line break in it would start SQL in the file.
     header = (
-        f"-- {schema}: {name}\n-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
+        f"-- {schema}: {' '.join(name.split())}\n"
+        f"-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

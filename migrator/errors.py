@@ -64,6 +64,10 @@ class ConfigError(MigratorError):
     exit_code = 2
 
 
+class UsageError(ConfigError):
+    """The command line does not parse: an unknown command or option, a missing or bad value."""
+
+
 class BadFile(MigratorError):
     """One or more migration or seed files cannot be read, named, split or loaded; nothing ran."""
 

@@ -127,6 +127,7 @@ class PlainReporter:
         self.quiet = quiet
         self.verbose = verbose
         self.where = ""  # the file and chunks (or seed process) running, for server messages
+        self.target = ""  # the database, once connected
 
     # Where the text goes; the terminal reporter sends it through rich.
     def _err(self, message: str, style: str = "") -> None:
@@ -174,6 +175,7 @@ class PlainReporter:
 
     def connected(self, target: str) -> None:
         """The session is open (shown with -v)."""
+        self.target = target
         if self.verbose:
             self.info(f"connected to {target}")
 
