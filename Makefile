@@ -14,6 +14,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# The distribution was called migrator before it became migrator-sql: never both.
+	$(BIN)/pip uninstall --quiet --yes migrator 2>/dev/null || true
 	@# PYTHONWARNINGS: setuptools prints a notice box for every editable install.
 	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)

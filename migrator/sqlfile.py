@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from migrator.errors import BadFile
@@ -72,10 +74,19 @@ def read(schema: str, filename: str, path: str, data: bytes) -> SqlFile:
     return SqlFile(schema, parsed[0], filename, path, text, sha256(text))
 
 
-def line_column(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of a character offset in the text."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+def line_column(text: str, offset: int, starts: Sequence[int] | None = None) -> tuple[int, int]:
+    """1-based line and column of a character offset in the text; `starts` (line_starts of
+    the text) makes it a lookup, for the many places of one file."""
+    if starts is None:
+        line_start = text.rfind("\n", 0, offset) + 1
+        return text.count("\n", 0, offset) + 1, offset - line_start + 1
+    line = bisect.bisect_right(starts, offset)
+    return line, offset - starts[line - 1] + 1
+
+
+def line_starts(text: str) -> list[int]:
+    """Where each line of the text starts."""
+    return [0, *(match.end() for match in re.finditer("\n", text))]
 
 
 def autocommit_reason(words: tuple[str, ...]) -> str:
@@ -324,14 +335,15 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
         ) from None
     problems: list[str] = []
     chunks: list[Chunk] = []
+    starts = line_starts(text)  # counting from the top for every chunk would be quadratic
     for piece in pieces:
         for offset, token in piece.psql:
-            line, column = line_column(text, offset)
+            line, column = line_column(text, offset, starts)
             problems.append(f"{file.path}:{line}:{column}: {_psql_problem(token)}")
         if not piece.statements:
             continue
         kind, reason, problem, offset = classify(piece.statements, text)
-        line, column = line_column(text, offset)
+        line, column = line_column(text, offset, starts)
         index = len(chunks) + 1
         if problem:
             problems.append(f"{file.path}:{line}:{column}: chunk {index}: {problem}")
@@ -341,7 +353,7 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
                 "single-transaction file: remove the directive or move the statement"
             )
         sql = text[piece.start : piece.end]
-        first_line = line_column(text, piece.statements[0].start)[0]
+        first_line = line_column(text, piece.statements[0].start, starts)[0]
         statements = len(piece.statements)
         chunks.append(
             Chunk(index, sql, piece.start, first_line, sha256(sql), statements, kind, reason)

@@ -14,6 +14,7 @@ from pglast import ast, parse_sql
 from pglast.enums.parsenodes import TransactionStmtKind
 from pglast.parser import scan
 
+from migrator import sqlfile
 from migrator.errors import BadFile
 from migrator.lexer import MARKER, LexError, split
 from migrator.model import ChunkKind, Migration, SqlFile, TxMode
@@ -1360,6 +1361,15 @@ TEXT = "one\ntwo\nthree\nfour\nfive\nsix"
 )
 def test_line_column_is_one_based(offset: int, expected: tuple[int, int]) -> None:
     assert line_column(TEXT, offset) == expected
+    assert line_column(TEXT, offset, sqlfile.line_starts(TEXT)) == expected  # the lookup
+
+
+def test_every_chunk_of_a_long_file_knows_its_line() -> None:
+    text = MARKER.join(f"\nINSERT INTO t VALUES ({i});\n" for i in range(20_000))
+    migration = sqlfile.parse(SqlFile("public", 1, "0001_x.sql", "0001_x.sql", text, ""))
+    assert len(migration.chunks) == 20_000
+    last = migration.chunks[-1]
+    assert last.line == text.count("\n", 0, last.start) + 2  # its statement's own line
 
 
 @pytest.mark.parametrize(
