@@ -52,7 +52,8 @@ seed: install
 status: install
 	$(BIN)/migrator status
 
-# For CI: exit 3 when a migration is pending, failed or drifted, or a seed is pending or failed.
+# For CI: fails (make exits 2) while a migration is pending, failed or drifted, or a seed is
+# pending or failed; `migrator status --check` itself exits 3 then.
 status-check: install
 	$(BIN)/migrator status --check
 

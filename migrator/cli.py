@@ -100,7 +100,13 @@ def _before_the_command(args: Sequence[str], ctx: click.Context | None = None) -
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt as interrupt:
         command = (ctx.invoked_subcommand if ctx else None) or ""
-        raise typer.Exit(_interrupted(_early_reporter(args, command), interrupt)) from None
+        try:
+            reporter = _early_reporter(args, command)
+        except Exception:  # interrupted amid an import, which cannot be taken up again
+            code = interrupt.exit_code if isinstance(interrupt, Terminated) else 130
+            sys.stderr.write("interrupted while starting: nothing was done\n")
+            raise typer.Exit(code) from None
+        raise typer.Exit(_interrupted(reporter, interrupt)) from None
 
 
 class _Group(TyperGroup):
@@ -143,8 +149,8 @@ app = typer.Typer(
     cls=_Group,
     help="Apply numbered .sql files to PostgreSQL, one transaction per statement, with a "
     "resumable journal per schema; and seed data, with SUCCESS or FAIL recorded per process. "
-    "Its options but --version and the completion ones go before the command or after it "
-    "(where they win).",
+    "Options other than --version and the completion ones may go before or after the command "
+    "(after wins).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
@@ -337,7 +343,10 @@ def status(
         reporter.show(result)
         if check and result.open_work:
             count = len(result.open_work)
-            raise PendingWork(f"{count} migrations or seeds pending, failed or drifted")
+            raise PendingWork(
+                f"{count} {'migration or seed' if count == 1 else 'migrations or seeds'} pending, "
+                "failed or drifted"
+            )
 
 
 @app.command()

@@ -239,7 +239,14 @@ def repair(
             reporter.drift(drift)
         gone = [] if select else _gone_seeds(conn, settings)
         repairs = tuple(
-            Repair(s.schema, s.version, s.path or s.name, action, s.detail) for s, action in found
+            Repair(
+                s.schema,
+                s.version,
+                planner.shown_path(s, files.get(s.schema, ())),
+                action,
+                s.detail,
+            )
+            for s, action in found
         ) + tuple(Repair("", 0, path, FORGET_SEED, "its file is gone") for path, _ in gone)
         if repairs:
             reporter.review([f"{r.action}: {r.path} ({r.detail})" for r in repairs])
@@ -641,6 +648,14 @@ def _repair(
                 journal.accept(conn, sqlfile.parse(by_path[status.path]), f"repaired: {reason}")
             elif planner.keeps_progress(status, restart=restart) and status.path:
                 migration = sqlfile.parse(by_path[status.path])
+                done = status.row.chunks_done if status.row else 0
+                if len(migration.chunks) < done:
+                    raise ConfigError(
+                        f"{status.path} now has {len(migration.chunks)} chunks, but {done} of "
+                        "it committed: nothing was repaired",
+                        hint="Restore the chunks that ran, or clear the run with --restart once "
+                        "you have undone what they did.",
+                    )
                 note = f"repaired, committed chunks kept: {reason}"
                 journal.accept(conn, migration, note, keep_progress=True)
             else:

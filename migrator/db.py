@@ -240,6 +240,13 @@ def reset_session(conn: Connection, schema: str, lock_timeout: str, statement_ti
     conn.execute(session_reset_text(conn, schema, lock_timeout, statement_timeout), prepare=False)
 
 
+def standard_strings(conn: Connection) -> None:
+    """Turn standard_conforming_strings back on when a chunk turned it off: the next query is
+    read by the server as the lexer read it (the server reports the setting's changes)."""
+    if conn.info.parameter_status("standard_conforming_strings") != "on":
+        conn.execute("SET standard_conforming_strings TO on")
+
+
 def set_lock_timeout(conn: Connection, value: str) -> None:
     """Set the session's lock_timeout ("0" turns it off)."""
     conn.execute(sql.SQL("SET lock_timeout TO {}").format(sql.Literal(value)))

@@ -29,17 +29,21 @@ def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
     """The schema folders under sql_dir, in run order; ConfigError if sql_dir is missing."""
     if not sql_dir.is_dir():
         what = "is not a folder" if sql_dir.exists() else "does not exist"
+        make = (
+            "Point"
+            if sql_dir.exists()
+            else "Create it (one folder per schema, e.g. sql/public/) or point"
+        )
         raise ConfigError(
             f"migrations folder {display(sql_dir)} {what}",
-            hint="Create it (one folder per schema, e.g. sql/public/) or set --sql-dir / "
-            "MIGRATOR_SQL_DIR.",
+            hint=f"{make} --sql-dir / MIGRATOR_SQL_DIR at the migrations folder.",
         )
     found, problems = [], []
     prefix = display(sql_dir)
     for entry in _entries(sql_dir):
         if entry.name.startswith("."):
             continue
-        path = f"{prefix}/{entry.name}"
+        path = f"{prefix}/{shown(entry.name)}"
         if broken := _broken_link(entry):  # before is_dir(), which raises on a link loop
             problems.append(f"{path}: {broken}")
         elif entry.is_dir():
@@ -62,7 +66,10 @@ MAX_IDENTIFIER = 63  # bytes: PostgreSQL truncates longer names (NAMEDATALEN - 1
 
 def schema_problem(name: str) -> str:
     """Why a folder name cannot name a PostgreSQL schema ("" when it can, quoted as needed)."""
-    size = len(name.encode("utf-8"))
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the folder name is not UTF-8: rename it"
     if size > MAX_IDENTIFIER:
         return (
             f"the schema name is {size} bytes long; PostgreSQL cuts names to {MAX_IDENTIFIER} "
@@ -147,6 +154,7 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
 
 
 _NEAR_MISS = re.compile(r"[0-9]+_.*\.(?:sql|sq)\s*", re.IGNORECASE)
+_NUMBERED = re.compile(r"[0-9]+_.*", re.DOTALL)
 
 
 def name_problem(name: str) -> str:
@@ -158,6 +166,10 @@ def name_problem(name: str) -> str:
         return "the file name is not UTF-8: rename it"
     if _NEAR_MISS.fullmatch(name) and not name.endswith((".sql", ".py")):
         return "named like a migration, but it does not end in .sql: rename it"
+    if _NUMBERED.fullmatch(name) and name.lower().endswith(".py") and not name.endswith(".py"):
+        return "named like a seed process, but it does not end in .py: rename it"
+    if name.endswith(".sql") and name[:-4] != name[:-4].rstrip():
+        return "a space before .sql: rename it"
     return ""
 
 

@@ -85,7 +85,10 @@ def migrate(
                         raise dropped.error from None
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
+            if not (conn.broken or conn.closed):
+                _check_journals(conn, journals, plans, settings.journal_table)
             raise
+        _check_journals(conn, journals, plans, settings.journal_table)
         return plans, outcomes
 
 
@@ -109,14 +112,42 @@ def _restore(
             file.version, file.name, file.hash, migration.chunk_hashes, status, total, done, error
         )
     contents = {step.migration.file.version: step.migration.file.text for step in steps}
-    note = f"re-created after {dropped.error.path} chunk {dropped.chunk} dropped the journal"
+    note = f"put back after {dropped.error.path} chunk {dropped.chunk} removed it"
     journal.restore(conn, sorted(known.values(), key=lambda row: row.version), contents, note)
     dropped.error.hint = (
-        "It ran outside a transaction, so the drop stayed. migrator re-created "
-        f"{journal.schema}.{journal.table} with the rows it had read, so that no file runs "
-        "twice (the times, users and applied texts of earlier rows were lost with the table). "
-        "A migration must not touch the journal: use migrator repair or migrator baseline."
+        "It ran outside a transaction, so its change to the journal stayed. migrator put back "
+        f"the rows of {journal.schema}.{journal.table} it had read, so that no file runs twice "
+        "(the times, users and applied texts of earlier rows were lost). A migration must not "
+        "touch the journal: use migrator repair or migrator baseline."
     )
+
+
+def _check_journals(
+    conn: db.Connection,
+    journals: Mapping[str, list[JournalRow] | None],
+    plans: Sequence[Plan],
+    table: str,
+) -> None:
+    """After a run: every journal read before it still holds at least the rows it had; one
+    that a migration of another schema emptied or dropped is put back, and the run fails."""
+    steps = {plan.schema: plan.steps for plan in plans}
+    for schema, rows in journals.items():
+        journal = Journal(schema, table)
+        if not rows or journal.holds(conn, [row.version for row in rows]):
+            continue
+        done = [
+            step
+            for step in steps.get(schema, ())
+            if journal.progress(conn, step.migration.file.version)
+        ]
+        contents = {step.migration.file.version: step.migration.file.text for step in done}
+        journal.restore(conn, rows, contents, "put back after a migration removed it")
+        raise MigratorError(
+            f"a migration removed rows of the journal {journal.qualified(conn)} (or the table): "
+            "migrator put back the rows it had read before the run",
+            hint="A migration must not touch a journal: use migrator repair or migrator "
+            "baseline. Check the files this run applied (migrator status).",
+        )
 
 
 def _apply(
@@ -219,6 +250,7 @@ class _ChunkError(Exception):
 
 
 def _execute(conn: db.Connection, chunk: Chunk) -> None:
+    db.standard_strings(conn)
     try:
         conn.execute(chunk.sql)  # the user's SQL, sent as written
     except psycopg.Error as exc:
@@ -309,6 +341,7 @@ class _Runner:
         sent = batch.compose(chunks, record, len(step.migration.chunks))
         reporter.chunks_started(step, chunks[0], chunks[-1])
         elapsed_ms = _ms_since(self.started)
+        db.standard_strings(self.conn)
         try:
             cursor = self.conn.execute(sent.text, prepare=False)
         except psycopg.Error as exc:
@@ -344,6 +377,10 @@ def _batch_failure(
         return _ChunkError(chunks[0], error, where=where)
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.execute("ROLLBACK")
+    refused, at = journal_refusal(error)
+    if refused:  # the journal cannot be trusted to tell: the update's own check named it
+        failed = min(max(at - chunks[0].index, 0), len(chunks) - 1)
+        return _ChunkError(chunks[failed], error, offset=offsets[failed])
     done = journal.chunks_done(conn, step.migration.file.version)
     failed = min(max(done - chunks[0].index + 1, 0), len(chunks) - 1)
     position = error.diag.statement_position
@@ -434,10 +471,15 @@ def _fail(
         reason, hint = _BROKEN[broken]
         error = describe(step.migration, failure.chunk, None, reason, failure.offset)
         error.hint = hint
-        if broken is LOCK_LOST:
+        if broken == LOCK_LOST:
             return error  # another runner may own the journal by now: nothing more is written
-        if not journal.exists(conn):
+        progress = journal.progress(conn, file.version) if journal.exists(conn) else None
+        if progress is None:  # outside a transaction, its removal stayed
             return _JournalDropped(error, failure.chunk.index)
+        if progress >= failure.chunk.index:  # another run recorded it: its row is not ours
+            error = describe(step.migration, failure.chunk, None, _MOVED_ON, failure.offset)
+            error.hint = _BROKEN[LOCK_LOST][1]
+            return error
     else:
         error = describe(
             step.migration, failure.chunk, failure.error, failure.message, failure.offset
@@ -470,7 +512,7 @@ def _fail(
 def _journal_broken(conn: db.Connection, journal: Journal, failure: _ChunkError) -> str:
     """What a chunk did to the runner's own state, when its journal update failed for it:
     LOCK_LOST, ROW_GONE or TABLE_GONE (else "")."""
-    refused = journal_refusal(failure.error)
+    refused, _ = journal_refusal(failure.error)
     if refused:
         return refused
     undefined = isinstance(failure.error, pg_errors.UndefinedTable)
@@ -482,6 +524,9 @@ TABLE_GONE = "migrator: the journal table was dropped"
 _OUTSIDE = (
     " If it ran outside a transaction (an autocommit chunk, or a no-transaction file), what it "
     "did stayed, but the journal does not record it as done."
+)
+_MOVED_ON = (
+    "another run recorded this chunk meanwhile: the chunk let go of the runner's advisory lock"
 )
 _BROKEN = {
     LOCK_LOST: (

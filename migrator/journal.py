@@ -150,6 +150,22 @@ class Journal:
             row = conn.execute(query, (version,)).fetchone()
         return int(row[0]) if row else 0
 
+    def progress(self, conn: Connection, version: int) -> int | None:
+        """A file's chunks_done; None without a row."""
+        query = sql.SQL("SELECT chunks_done FROM {} WHERE version = %s").format(self.identifier)
+        with as_session_user(conn):
+            row = conn.execute(query, (version,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def holds(self, conn: Connection, versions: Sequence[int]) -> bool:
+        """True when the table is there with a row for each of these versions."""
+        if not self.exists(conn):
+            return False
+        query = sql.SQL("SELECT count(*) FROM {} WHERE version = ANY(%s)").format(self.identifier)
+        with as_session_user(conn):
+            row = conn.execute(query, (list(versions),)).fetchone()
+        return bool(row and row[0] == len(versions))
+
     def fail(self, conn: Connection, version: int, error: str) -> None:
         """Mark a file failed with the error shown to the user; chunks_done stays as it was."""
         query = sql.SQL(
@@ -217,15 +233,18 @@ class Journal:
     def restore(
         self, conn: Connection, rows: Sequence[JournalRow], contents: Mapping[int, str], note: str
     ) -> None:
-        """Create the table again with these rows (`contents` the applied texts known), noting
-        why; times and users that `rows` lack are the current ones."""
+        """Put these rows back (creating the table if it is gone), leaving the rows still there
+        as they are; `contents` the applied texts known; times and users that `rows` lack are
+        the current ones."""
         query = sql.SQL(
             "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
             " chunks_done, error, started_at, finished_at, duration_ms, migrator_version, note)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, clock_timestamp()),"
             " %s, %s, %s, %s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
+            " ON CONFLICT (version) DO NOTHING"
         ).format(self.identifier)
-        self.ensure(conn)
+        if not self.exists(conn):
+            self.ensure(conn)
         with as_session_user(conn), conn.cursor() as cursor:
             cursor.executemany(
                 query,
@@ -399,27 +418,35 @@ _START = (
 )
 _START_TYPES = "bigint, text, text, text[], text, text, integer, integer, boolean, text, text"
 # Every progress update also proves that the runner still holds its advisory lock and that
-# the file's row is there; when not, a cast of the reason to bigint fails, and the chunk rolls
-# back with it.
+# the file's row is there, behind the progress it records (so that no other run moved it on
+# while the lock was let go and taken again); when not, a cast of the reason to bigint fails,
+# and the chunk rolls back with it.
 LOCK_LOST = "migrator: the runner's advisory lock was released"
-ROW_GONE = "migrator: the file's journal row was removed"
+ROW_GONE = "migrator: the file's journal row was removed or moved on"
 _ADVANCE = (
     "WITH advanced AS (UPDATE {table} SET chunks_done = {done},"
     " status = CASE WHEN {done} >= chunks_total THEN 'applied' ELSE 'running' END,"
     " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
-    " duration_ms = " + _ELAPSED + " WHERE version = {version} RETURNING duration_ms)"
-    " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost}"
-    " ELSE coalesce((SELECT duration_ms::text FROM advanced), {row_gone}) END AS bigint)"
+    " duration_ms = " + _ELAPSED + " WHERE version = {version} AND chunks_done < {done}"
+    " RETURNING duration_ms)"
+    " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost} || {done}"
+    " ELSE coalesce((SELECT duration_ms::text FROM advanced), {row_gone} || {done}) END"
+    " AS bigint)"
     " AS {elapsed}"
 )
 
 
-def refusal(error: BaseException | None) -> str:
-    """LOCK_LOST or ROW_GONE when `error` is a progress update's own check failing, else ""."""
+def refusal(error: BaseException | None) -> tuple[str, int]:
+    """(LOCK_LOST or ROW_GONE, the chunk whose update it was) when `error` is a progress
+    update's own check failing, else ("", 0)."""
     if not isinstance(error, InvalidTextRepresentation):
-        return ""
-    message = error.diag.message_primary or ""
-    return next((reason for reason in (LOCK_LOST, ROW_GONE) if f'"{reason}"' in message), "")
+        return "", 0
+    found = _REFUSAL.search(error.diag.message_primary or "")
+    return (found[1], int(found[2])) if found else ("", 0)
+
+
+_AT = " at chunk "
+_REFUSAL = re.compile(f'"({re.escape(LOCK_LOST)}|{re.escape(ROW_GONE)}){_AT}([0-9]+)"')
 
 
 def _advance(journal: Journal, done: str, version: str) -> sql.Composed:
@@ -427,8 +454,8 @@ def _advance(journal: Journal, done: str, version: str) -> sql.Composed:
         table=journal.identifier,
         done=sql.SQL(done),
         version=sql.SQL(version),
-        lock_lost=sql.Literal(LOCK_LOST),
-        row_gone=sql.Literal(ROW_GONE),
+        lock_lost=sql.Literal(LOCK_LOST + _AT),
+        row_gone=sql.Literal(ROW_GONE + _AT),
         elapsed=sql.Identifier(ELAPSED_COLUMN),
     )
 

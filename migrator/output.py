@@ -300,7 +300,12 @@ class PlainReporter:
             if result.pending:
                 self._out(f"nothing to apply{left}")
             else:
-                self._out(f"nothing to do: all {result.files} migration files are applied")
+                every = (
+                    "the migration file is"
+                    if result.files == 1
+                    else f"all {result.files} migration files are"
+                )
+                self._out(f"nothing to do: {every} applied")
             return
         chunks = sum(outcome.chunks_run for outcome in result.applied)
         self._out(

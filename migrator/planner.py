@@ -194,9 +194,10 @@ def resume_problem(migration: Migration, row: JournalRow | None) -> str:
         if index >= len(migration.chunks) or migration.chunks[index].hash != row.chunk_hashes[index]
     ]
     return (
-        f"{migration.file.path}: chunk(s) {', '.join(changed)} changed after they ran "
-        f"({done} of {row.chunks_total} chunks are done); only the chunks not yet run may be "
-        "edited before resuming: restore the done ones"
+        f"{migration.file.path}: chunk{'s' if len(changed) > 1 else ''} {', '.join(changed)} "
+        f"changed after {'they' if len(changed) > 1 else 'it'} ran ({done} of "
+        f"{row.chunks_total} chunks {'are' if done > 1 else 'is'} done); only the chunks not "
+        "yet run may be edited before resuming: restore the done ones"
     )
 
 

@@ -67,6 +67,12 @@ def discover(seeds_dir: Path) -> list[SeedFile]:
     for folder, subfolders, names in os.walk(seeds_dir):
         subfolders[:] = [name for name in subfolders if not name.startswith(("_", "."))]
         parts = Path(folder).relative_to(seeds_dir).parts
+        if parts and (problem := name_problem(parts[-1])):  # a folder not named in UTF-8
+            problems.append(
+                f"{root}/{'/'.join(map(shown, parts))}: {problem.replace('file', 'folder')}"
+            )
+            subfolders[:] = []
+            continue
         for filename in names:
             if filename.startswith(("_", ".")):
                 continue
@@ -384,10 +390,11 @@ def _run(
     while True:
         try:
             with conn.transaction():
+                conn.execute(f"SAVEPOINT {_MARK}")  # gone if the process ends the transaction
                 try:
                     process.run(conn)
                 finally:
-                    ended = conn.info.transaction_status == TransactionStatus.IDLE
+                    ended = _ended(conn)
                 if ended:
                     raise _EndedTransaction
                 if not seed_journal.holds_lock(conn):
@@ -437,6 +444,25 @@ ENDED = (
     "it ended the runner's transaction itself (COMMIT or ROLLBACK), so what it wrote before "
     "that is committed: it was not rolled back"
 )
+
+
+_MARK = "migrator_seed_process"
+
+
+def _ended(conn: db.Connection) -> bool:
+    """Whether the process ended the transaction the runner gave it (COMMIT, ROLLBACK, also
+    followed by a BEGIN): then the savepoint taken at its start is gone."""
+    status = conn.info.transaction_status
+    if status == TransactionStatus.IDLE:
+        return True
+    try:
+        verb = "ROLLBACK TO" if status == TransactionStatus.INERROR else "RELEASE"
+        conn.execute(f"{verb} SAVEPOINT {_MARK}")
+    except psycopg.errors.InvalidSavepointSpecification:
+        return True
+    except psycopg.Error:
+        return False  # the transaction is in trouble already: the process's error tells
+    return False
 
 
 class _EndedTransaction(Exception):

@@ -152,6 +152,12 @@ def _refusal(statement: Statement) -> str:
             "DISCARD ALL would drop the runner's advisory lock: use DISCARD PLANS, SEQUENCES or "
             "TEMP, and reset the settings you changed by name"
         )
+    if first == "set" and "standard_conforming_strings" in words[1:3]:
+        return (
+            "SET standard_conforming_strings: the runner reads string literals with it on "
+            "(PostgreSQL's default), so that no quote can hide a statement: write escapes as "
+            "E'...' instead"
+        )
     if first == "reset" and words[1:] == ("all",):
         return (
             "RESET ALL would undo the settings the runner gives the session (search_path, "
@@ -215,7 +221,9 @@ def _psql_problem(token: str) -> str:
     )
 
 
-_REINDEX_OPTIONS = re.compile(r"reindex\s*\(([^)]*)\)", re.IGNORECASE)
+_REINDEX_OPTIONS = re.compile(
+    r"reindex(?:\s|/\*.*?\*/|--[^\n]*\n)*\(([^)]*)\)", re.IGNORECASE | re.DOTALL
+)
 
 
 def _reindex_concurrently(statement: Statement, text: str) -> bool:

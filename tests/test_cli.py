@@ -95,6 +95,16 @@ GOOD = {"sql/public/0001_t.sql": "CREATE TABLE t (id int);\n"}
             for name in ("0002_x.SQL", "0002_x.Sql", "0002_x.sq", "0002_x.sql ")
         ),
         pytest.param(
+            {"sql/public/0002_x .sql": "SELECT 1;"},
+            "sql/public/0002_x .sql: a space before .sql",
+            id="a space before .sql",
+        ),
+        pytest.param(
+            {"sql/pub\udcffic/0002_x.sql": "SELECT 1;"},
+            "sql/pub\\udcffic: the folder name is not UTF-8",
+            id="a schema folder name that is not UTF-8",
+        ),
+        pytest.param(
             {"sql/public/9223372036854775808_x.sql": "SELECT 1;"},
             "sql/public/9223372036854775808_x.sql: version 9223372036854775808 does not fit",
             id="a version beyond bigint",

@@ -788,13 +788,73 @@ def test_a_no_transaction_file_that_drops_the_journal_gets_it_back_and_nothing_r
     assert result.code == 1, result.stderr
     message = " ".join(result.stderr.split())
     assert "chunk 2 of 3 failed: the chunk dropped the journal table" in message
-    assert "the drop stayed" in message and "re-created public.__migrations" in message
+    assert "its change to the journal stayed" in message
+    assert "put back the rows of public.__migrations" in message
     # The drop committed, so chunk 2 is done; the journal was put back with what was known.
     assert project.journal() == [(1, "applied", 2, 2), (2, "failed", 2, 3)]
     project.assert_exactly_once(rows({1: 2, 2: 1}))
     notes = project.query("SELECT note FROM public.__migrations")
-    assert all("re-created after sql/public/0002_b.sql chunk 2" in note for (note,) in notes)
+    assert all("put back after sql/public/0002_b.sql chunk 2" in note for (note,) in notes)
     rerun = project.run("migrate")  # resumes after the drop: no file runs again from the start
     assert rerun.code == 0, rerun.stderr
     assert project.journal() == [(1, "applied", 2, 2), (2, "applied", 3, 3), (3, "applied", 2, 2)]
     project.assert_exactly_once([*rows({1: 2, 2: 1}), "2.3", *rows({3: 2})])
+
+
+def test_a_chunk_that_lets_go_of_the_lock_and_takes_it_again_runs_nothing_twice(
+    project: Project,
+) -> None:
+    # The first runner's chunk 1 releases the lock, waits at the gate, then takes the lock again.
+    relocked = RELEASE.format(
+        wait=WAIT_AT_GATE + " PERFORM pg_advisory_lock(7883946363647717234);"
+        " INSERT INTO public.applied VALUES ('1.1');"
+    )
+    project.write({"sql/public/0001_a.sql": migration(1, 3, {1: relocked})})
+    first = project.start("migrate")
+    project.sleeping()
+    project.write({"sql/public/0001_a.sql": migration(1, 3)})  # the second runner's text
+    second = project.run("migrate")  # gets in and applies the whole file
+    assert second.code == 0, second.stderr
+    project.open_gate()
+    result = project.finish(first)
+    assert result.code == 1, result.stderr
+    assert "another run recorded this chunk meanwhile" in result.stderr
+    assert project.journal() == [(1, "applied", 3, 3)]
+    project.assert_exactly_once(rows({1: 3}))
+
+
+def test_a_no_transaction_file_that_empties_its_journal_gets_the_rows_back(
+    project: Project,
+) -> None:
+    project.write(
+        {
+            "sql/public/0001_a.sql": migration(1, 2),
+            "sql/public/0002_b.sql": "-- migrator: no-transaction\n"
+            + migration(2, 3, {2: "TRUNCATE public.__migrations;\n"}),
+        }
+    )
+    result = project.run("migrate")
+    assert result.code == 1, result.stderr
+    assert "its change to the journal stayed. migrator put back" in " ".join(result.stderr.split())
+    assert project.journal() == [(1, "applied", 2, 2), (2, "failed", 2, 3)]
+    rerun = project.run("migrate")
+    assert rerun.code == 0, rerun.stderr
+    assert project.journal() == [(1, "applied", 2, 2), (2, "applied", 3, 3)]
+    project.assert_exactly_once([*rows({1: 2}), "2.1", "2.3"])
+
+
+def test_a_migration_that_drops_another_schemas_journal_gets_it_put_back(
+    project: Project,
+) -> None:
+    project.write(
+        {"sql/public/0001_a.sql": migration(1, 1), "sql/sales/0005_s.sql": migration(5, 2)}
+    )
+    assert project.run("migrate").code == 0
+    project.write({"sql/public/0002_b.sql": "DROP TABLE sales.__migrations;\n"})
+    result = project.run("migrate")
+    assert result.code == 1, result.stderr
+    assert 'removed rows of the journal "sales"."__migrations"' in result.stderr
+    assert project.query("SELECT version, status FROM sales.__migrations") == [(5, "applied")]
+    rerun = project.run("migrate")
+    assert rerun.code == 0, rerun.stderr
+    project.assert_exactly_once(rows({1: 1, 5: 2}))

@@ -93,7 +93,7 @@ def test_editing_a_chunk_that_already_ran_refuses_to_resume(
     write(tmp_path, {path: chunks("CREATE TABLE item (id bigint)", "SELECT 1")})
     refused = cli("migrate", url=database.url)
     assert refused.exit_code == 3
-    assert "chunk(s) 1 changed after they ran" in refused.stderr
+    assert "chunk 1 changed after it ran" in refused.stderr
     assert database.journal() == [(1, "failed", 1, 2)]
     assert (
         database.scalar(

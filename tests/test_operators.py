@@ -812,10 +812,10 @@ def test_validate_sees_edited_done_chunks_of_a_failed_file(
     assert cli("migrate", url=database.url).exit_code == 1
     write(tmp_path, {path: chunks("CREATE TABLE x (id bigint)", "SELECT 1")})
     migrate = cli("migrate", url=database.url)
-    assert migrate.exit_code == 3 and "chunk(s) 1 changed after they ran" in migrate.stderr
+    assert migrate.exit_code == 3 and "chunk 1 changed after it ran" in migrate.stderr
     validate = cli("validate", url=database.url)
     assert validate.exit_code == 3, validate.output
-    assert f"{path}: chunk(s) 1 changed after they ran" in validate.stderr
+    assert f"{path}: chunk 1 changed after it ran" in validate.stderr
     assert database.journal() == [(1, "failed", 1, 2)]
     # Fixing only the chunk that failed is the intended edit: both agree it can resume.
     write(tmp_path, {path: chunks("CREATE TABLE x (id int)", "SELECT 1")})
@@ -890,6 +890,20 @@ def test_repair_after_committed_chunks_keeps_them_done_and_the_next_run_resumes(
     assert database.query("SELECT n FROM filled") == [(1,)]
     content = database.scalar("SELECT content FROM public.__migrations")
     assert content == (tmp_path / path).read_text()
+
+
+def test_repair_refuses_to_keep_more_chunks_done_than_the_file_now_has(
+    database: Database, tmp_path: Path
+) -> None:
+    path = "sql/public/0001_fill.sql"
+    chunks = ["CREATE TABLE filled (n int);", "SELECT 1;", "SELECT 2;", "SELECT 1/0;"]
+    write(tmp_path, {path: "\n--> statement-breakpoint\n".join(chunks) + "\n"})
+    assert cli("migrate", url=database.url).exit_code == 1
+    write(tmp_path, {path: "CREATE TABLE filled (n int);\n--> statement-breakpoint\nSELECT 3;\n"})
+    refused = cli("repair", "--reason", "shrink", "--yes", url=database.url)
+    assert refused.exit_code == 2
+    assert f"{path} now has 2 chunks, but 3 of it committed: nothing was repaired" in refused.stderr
+    assert database.journal() == [(1, "failed", 3, 4)]
 
 
 def test_repair_restart_clears_a_run_with_committed_chunks_naming_them(

@@ -123,7 +123,7 @@ def test_resume_is_refused_when_a_done_chunk_changed_but_allowed_for_undone_ones
     edited_done = file(2, "SELECT 22;" + MARK + "SELECT 3;")
     with pytest.raises(DriftError) as caught:
         planner.plan({"public": [edited_done]}, {"public": [failed]})
-    assert "chunk(s) 1 changed after they ran" in caught.value.problems[0]
+    assert "chunk 1 changed after it ran" in caught.value.problems[0]
 
 
 def test_plan_parses_only_what_it_will_run() -> None:

@@ -309,16 +309,17 @@ def test_sys_exit_at_import_is_a_bad_file(project: Database, tmp_path: Path) -> 
     assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None
 
 
+@pytest.mark.parametrize("ending", ["COMMIT", "COMMIT; BEGIN", "COMMIT; BEGIN; SELECT 1/0"])
 def test_a_process_that_commits_the_runners_transaction_is_told_so(
-    project: Database, tmp_path: Path
+    project: Database, tmp_path: Path, ending: str
 ) -> None:
     write(
         tmp_path,
         {
             "seeds/2_admin.py": "def run(conn):\n"
             "    conn.execute(\"INSERT INTO public.log VALUES ('admin')\")\n"
-            '    conn.execute("COMMIT")\n'
-            "    raise ValueError('after the commit')\n"
+            f"    try:\n        conn.execute({ending!r})\n    finally:\n"
+            "        raise ValueError('after the commit')\n"
         },
     )
     result = cli("seed", url=project.url)
@@ -372,4 +373,22 @@ def test_a_file_name_that_is_not_utf8_is_refused_naming_it(
     migrated = cli("migrate", url=project.url)
     assert migrated.exit_code == 2, migrated.output
     assert "sql/public/0001_caf\\udce9.sql: the file name is not UTF-8" in migrated.stderr
+    assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("seeds/3_x.PY", "seeds/3_x.PY: named like a seed process, but it does not end in .py"),
+        ("seeds/d\udcff/1_a.sql", "seeds/d\\udcff: the folder name is not UTF-8"),
+    ],
+    ids=["upper-case .PY", "a folder name that is not UTF-8"],
+)
+def test_near_miss_seed_names_are_refused_before_anything_runs(
+    project: Database, tmp_path: Path, name: str, problem: str
+) -> None:
+    write(tmp_path, {name: "SELECT 1;\n"})
+    result = cli("seed", url=project.url)
+    assert result.exit_code == 2, result.output
+    assert problem in result.stderr
     assert log(project) == [] and project.scalar("SELECT to_regclass('public.__seeds')") is None

@@ -911,6 +911,12 @@ def test_split_names_psql_syntax_in_the_piece_it_is_in() -> None:
             id="REINDEX with CONCURRENTLY among its options",
         ),
         pytest.param(
+            "reindex /* c */ -- d\n (concurrently) table t;",
+            ChunkKind.AUTOCOMMIT,
+            "REINDEX (CONCURRENTLY)",
+            id="REINDEX with comments before its options",
+        ),
+        pytest.param(
             "reindex (verbose) table t;",
             ChunkKind.TRANSACTIONAL,
             "",
@@ -1094,6 +1100,13 @@ UNLOCK_ALL = (
             "lock_timeout, statement_timeout, standard_conforming_strings): reset the settings "
             "you changed by name",
             id="RESET ALL",
+        ),
+        pytest.param(
+            "SET SESSION standard_conforming_strings = off;",
+            "SET standard_conforming_strings: the runner reads string literals with it on "
+            "(PostgreSQL's default), so that no quote can hide a statement: write escapes as "
+            "E'...' instead",
+            id="standard_conforming_strings",
         ),
         pytest.param(
             "DISCARD ALL;",
