@@ -42,6 +42,7 @@ from migrator.model import (
     NewResult,
     RepairResult,
     ResetResult,
+    RowStatus,
     SeedOutcome,
     SeedResult,
     SeedState,
@@ -106,6 +107,11 @@ def _duration(ms: int | None) -> str:
 def _when(moment: datetime | None) -> str:
     # isoformat, not strftime: a 10,000-row status formats 10,000 of them.
     return moment.isoformat(" ", "seconds")[:19] if moment else ""
+
+
+def _was_applied(status: FileStatus) -> bool:
+    """The journal records the file as applied (also when it changed or is gone since)."""
+    return status.row is not None and status.row.status in (RowStatus.APPLIED, RowStatus.BASELINE)
 
 
 def _plural(count: int, word: str) -> str:
@@ -351,7 +357,7 @@ class PlainReporter:
                 status.name,
                 status.state.value,
                 _chunks(status),
-                _when(status.row.finished_at if status.row and status.is_done else None),
+                _when(status.row.finished_at if status.row and _was_applied(status) else None),
                 _duration(status.row.duration_ms) if status.row else "",
                 status.detail,
             )

@@ -66,6 +66,8 @@ def test_drift_names_repair_and_a_deleted_file_its_folder(
         assert "forget its row with migrator repair --reason" in text
         assert "--allow-out-of-order" not in text
     status = cli("status", url=database.url)
+    (changed,) = [line for line in status.stdout.splitlines() if line.startswith("public  1 ")]
+    assert "changed" in changed and re.search(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", changed)  # its time
     assert (
         "only whitespace differs from the applied text (if that is intended, record it: "
         "migrator repair" in " ".join(status.stdout.split())
