@@ -519,13 +519,16 @@ def new(
             "folder's newest file has such a version).",
         ),
     ] = False,
+    down: Annotated[
+        bool, typer.Option("--down", help="Create its .down.sql beside it, which reverts it.")
+    ] = False,
 ) -> None:
     """Create the next numbered migration file in a schema folder, the name as [a-z0-9_]."""
     from migrator import commands
 
     with _run(ctx, "new") as (settings, reporter):
         result = commands.new(
-            settings, schema=schema, name=name, timestamp=timestamp, reporter=reporter
+            settings, schema=schema, name=name, timestamp=timestamp, down=down, reporter=reporter
         )
         reporter.show(result)
 

@@ -68,7 +68,7 @@ def migrate(
     settings, reporter = _setup(settings, reporter, values)
     if force and only is None:
         raise ConfigError("--force goes with --only: name the migration to run again")
-    scope = Scope(to, only, force, allow_out_of_order)
+    scope = Scope(to, only, force, allow_out_of_order, settings.require_down)
     files = _files(settings, select)
     unlisted = _warn_unlisted(settings, reporter, files)
     if not dry_run:
@@ -140,6 +140,11 @@ def validate(
     for file in (file for found in files.values() for file in found):
         try:
             parsed[file.path] = sqlfile.parse(file)
+        except BadFile as exc:
+            problems.extend(exc.problems)
+        try:
+            if file.down is not None:
+                sqlfile.parse(file.down)
         except BadFile as exc:
             problems.extend(exc.problems)
     if problems:
@@ -354,7 +359,8 @@ def reset(
                 db.drop_schema(conn, schema)
                 reporter.info(f"dropped schema {schema}")
         started = time.monotonic()
-        plans, outcomes = engine.migrate(conn, files, settings, Scope(), reporter)
+        scope = Scope(require_down=settings.require_down)
+        plans, outcomes = engine.migrate(conn, files, settings, scope, reporter)
         migrated = _migrated(_target(conn), files, plans, outcomes, (), _ms_since(started))
     return ResetResult(tuple(files), migrated)
 
@@ -365,26 +371,29 @@ def new(
     schema: str,
     name: str,
     timestamp: bool = False,
+    down: bool = False,
     reporter: Reporter | None = None,
     **values: Any,
 ) -> NewResult:
     """Create the next migration file in a schema folder (made when missing), named by `name`
     slugified to [a-z0-9_] (ConfigError when nothing is left of it), versioned by the UTC time
     (YYYYMMDDHHMMSS) with `timestamp` or when the folder's newest file is; warns when the
-    folder's name is not lower case."""
+    folder's name is not lower case; `down` creates its .down.sql too."""
     from migrator import discovery
 
     settings, reporter = _setup(settings, reporter, values)
     folder = settings.sql_dir / schema
     files = discovery.load_schema(settings.sql_dir, schema) if folder.is_dir() else ()
-    path = discovery.new_file(settings.sql_dir, schema, name, files, stamped=timestamp)
+    path, down_path = discovery.new_file(
+        settings.sql_dir, schema, name, files, stamped=timestamp, down=down
+    )
     if schema != schema.lower():
         reporter.notice(
             f"warning: schema folder {schema} is not lower case: its migrations run in schema "
             f'"{schema}" (quoted), but PostgreSQL reads an unquoted {schema} in SQL as '
             f"{schema.lower()}, another schema; consider renaming the folder to {schema.lower()}"
         )
-    return NewResult(discovery.display(path))
+    return NewResult(discovery.display(path), discovery.display(down_path) if down_path else "")
 
 
 def config(**values: Any) -> ConfigResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import os
@@ -127,6 +128,7 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     prefix = display(folder)
     problems: list[str] = []
     files: list[SqlFile] = []
+    downs: list[SqlFile] = []
     for entry in _entries(folder):
         if entry.name.startswith("."):
             continue
@@ -136,12 +138,15 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
         if not entry.name.endswith(".sql"):
             continue
         path = f"{prefix}/{entry.name}"
+        found = downs if entry.name.endswith(DOWN) else files
         try:
-            files.append(sqlfile.read(schema, entry.name, path, _read_regular(entry, path)))
+            found.append(sqlfile.read(schema, entry.name, path, _read_regular(entry, path)))
         except BadFile as exc:
             problems.extend(exc.problems)
         except OSError as exc:
             problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+    files, orphans = _with_downs(files, downs)
+    problems.extend(f"{down.path}: a down file without its up file {up}" for down, up in orphans)
     files.sort(key=lambda file: (file.version, file.name))
     for before, after in itertools.pairwise(files):
         if before.version == after.version:
@@ -151,6 +156,18 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
     if problems:
         raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
     return tuple(files)
+
+
+DOWN = ".down.sql"  # <version>_<name>.down.sql reverts <version>_<name>.sql
+
+
+def _with_downs(
+    files: list[SqlFile], downs: list[SqlFile]
+) -> tuple[list[SqlFile], list[tuple[SqlFile, str]]]:
+    """The up files, each with its down file; and the down files whose up file is not there."""
+    by_up = {down.name[: -len(DOWN)] + ".sql": down for down in downs}
+    joined = [dataclasses.replace(file, down=by_up.pop(file.name, None)) for file in files]
+    return joined, [(down, up) for up, down in sorted(by_up.items())]
 
 
 _NEAR_MISS = re.compile(r"[0-9]+_.*\.(?:sql|sq)\s*", re.IGNORECASE)
@@ -282,11 +299,17 @@ def slug(name: str) -> str:
 
 
 def new_file(
-    sql_dir: Path, schema: str, name: str, files: tuple[SqlFile, ...], *, stamped: bool = False
-) -> Path:
-    """Create the next file in a schema folder: numbered as wide as the existing versions, or
-    by the UTC time when `stamped` or when the newest file's version is a 14-digit one (never
-    at or below the newest version)."""
+    sql_dir: Path,
+    schema: str,
+    name: str,
+    files: tuple[SqlFile, ...],
+    *,
+    stamped: bool = False,
+    down: bool = False,
+) -> tuple[Path, Path | None]:
+    """Create the next file in a schema folder (and its down file when `down`): numbered as
+    wide as the existing versions, or by the UTC time when `stamped` or when the newest file's
+    version is a 14-digit one (never at or below the newest version)."""
     if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
@@ -316,13 +339,21 @@ def new_file(
         f"-- {schema}: {' '.join(name.split())}\n"
         f"-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
     )
+    down_path = path.with_name(path.name[: -len(".sql")] + DOWN) if down else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("x", encoding="utf-8") as new:
             new.write(header + "\n")
+        if down_path is not None:
+            with down_path.open("x", encoding="utf-8") as new:
+                new.write(
+                    f"-- Reverts {path.name}, newest change first.\n"
+                    + header[header.index("\n") + 1 :]
+                    + "\n"
+                )
     except OSError as exc:
         raise ConfigError(f"cannot create {display(path)}: {exc.strerror or exc}") from None
-    return path
+    return path, down_path
 
 
 def read_bytes(path: str) -> bytes:

@@ -52,6 +52,7 @@ class SqlFile:
     text: str
     hash: str
     when: int | None = None  # a drizzle-kit journal's timestamp for the file (milliseconds)
+    down: SqlFile | None = None  # its <version>_<name>.down.sql, which reverts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +156,14 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Which files a migrate applies: up to `to`, just `only` (again with `force`), and
-    whether pending files older than an applied one may run."""
+    """Which files a migrate applies: up to `to`, just `only` (again with `force`), whether
+    pending files older than an applied one may run, and whether each needs a down file."""
 
     to: int | None = None
     only: str | None = None
     force: bool = False
     allow_out_of_order: bool = False
+    require_down: bool = False  # a pending file without its .down.sql is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,9 +470,10 @@ class ResetResult:
 
 @dataclass(frozen=True, slots=True)
 class NewResult:
-    """The file `new` created."""
+    """The file `new` created, and its down file when asked for one."""
 
     path: str
+    down: str = ""
 
 
 @dataclass(frozen=True, slots=True)

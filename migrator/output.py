@@ -437,6 +437,8 @@ class PlainReporter:
 
     def _created(self, result: NewResult) -> None:
         self._out(f"created {result.path}")
+        if result.down:
+            self._out(f"created {result.down}")
 
     def _configured(self, result: ConfigResult) -> None:
         rows = [(row.name, row.value, row.source) for row in result.settings]
@@ -817,6 +819,6 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
         "reset": list(result.schemas),
         **_migrate_document(result.migrate),
     },
-    NewResult: lambda result: {"created": result.path},
+    NewResult: lambda result: {"created": result.path, "down": result.down or None},
     ConfigResult: lambda result: {"settings": [asdict(row) for row in result.settings]},
 }

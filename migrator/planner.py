@@ -110,6 +110,10 @@ def plan(
             if to is not None and status.version > to:
                 left.append(status)
                 continue
+            if scope.require_down and file.down is None and not forced:
+                down = file.name[: -len(".sql")] + ".down.sql"
+                bad.append(f"{file.path}: no down file {down}, and require_down is set")
+                continue
             try:
                 migration = sqlfile.parse(file)
             except BadFile as exc:

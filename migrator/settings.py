@@ -59,6 +59,7 @@ _MUST = {
     "lock_wait": "must be 0 or more seconds",
     "wait_for_db": "must be 0 or more seconds",
     "require_run_mode": "must be true or false",
+    "require_down": "must be true or false",
 }
 # pydantic's error types for text that is not a number at all: that is "not valid", not a rule.
 _NOT_A_NUMBER = {"int_parsing", "float_parsing"}
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     lock_wait: float = Field(60.0, ge=0, allow_inf_nan=False)
     embedded_dir: Path = Path(".migrator")
     require_run_mode: bool = False
+    require_down: bool = False  # migrate refuses pending files that have no .down.sql
     wait_for_db: float = Field(0.0, ge=0, allow_inf_nan=False)
 
     def __init__(self, **values: Any) -> None:

@@ -577,6 +577,7 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     new = cli("--json", "new", "public", "add y", url=url)
     assert document(new) == {
         "created": "sql/public/0002_add_y.sql",
+        "down": None,
         "notices": [],
         "messages": [],
         "exit_code": 0,

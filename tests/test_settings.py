@@ -42,6 +42,7 @@ def test_the_defaults_in_a_folder_with_no_files() -> None:
         "lock_wait": 60.0,
         "embedded_dir": Path(".migrator"),
         "require_run_mode": False,
+        "require_down": False,
         "wait_for_db": 0.0,
     }
     assert {source for _, source in explained().values()} == {"default"}
