@@ -124,6 +124,7 @@ class FileStatus:
     path: str | None = None
     row: JournalRow | None = None
     detail: str = ""
+    has_down: bool = False  # a .down.sql that reverts it is beside it
 
     @property
     def is_done(self) -> bool:

@@ -354,7 +354,7 @@ class PlainReporter:
             (
                 status.schema,
                 str(status.version),
-                status.name,
+                f"{status.name} (+down)" if status.has_down else status.name,
                 status.state.value,
                 _chunks(status),
                 _when(status.row.finished_at if status.row and _was_applied(status) else None),
@@ -754,6 +754,7 @@ def _status_entry(status: FileStatus) -> dict[str, Any]:
         "finished_at": row.finished_at if row else None,
         "duration_ms": row.duration_ms if row else None,
         "detail": status.detail,
+        "has_down": status.has_down,
     }
 
 

@@ -31,7 +31,18 @@ def assess(schema: str, files: Sequence[SqlFile], rows: Sequence[JournalRow]) ->
     for file in files:
         row = by_version.pop(file.version, None)
         state, detail = _state(file, row, top)
-        statuses.append(FileStatus(schema, file.version, file.name, state, file.path, row, detail))
+        statuses.append(
+            FileStatus(
+                schema,
+                file.version,
+                file.name,
+                state,
+                file.path,
+                row,
+                detail,
+                file.down is not None,
+            )
+        )
     for row in by_version.values():
         detail = f"journaled as {row.status.value}, but the file is gone"
         statuses.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import Database, cli, write
@@ -20,6 +21,9 @@ def test_migrate_applies_the_up_file_and_leaves_its_down_file_alone(
     assert database.scalar("SELECT to_regclass('public.item_id')") == "item_id"
     assert cli("validate", url=database.url).exit_code == 0
     assert cli("status", "--check", url=database.url).exit_code == 0
+    assert "0001_item.sql (+down)  applied" in cli("status", url=database.url).stdout
+    status = cli("--json", "status", url=database.url)
+    assert [entry["has_down"] for entry in json.loads(status.stdout)["migrations"]] == [True]
 
 
 def test_a_down_file_without_its_up_file_is_refused_naming_it(
@@ -85,3 +89,46 @@ def test_require_down_refuses_pending_files_without_one_before_anything_runs(
     applied = cli("migrate", url=database.url, env=env)
     assert applied.exit_code == 0, applied.output
     assert database.journal() == [(1, "applied", 2, 2), (2, "applied", 1, 1)]
+
+
+def test_the_example_projects_down_files_revert_it_and_it_applies_again(
+    database: Database, tmp_path: Path
+) -> None:
+    import shutil
+
+    import psycopg
+    from conftest import REPO
+
+    from migrator import discovery, sqlfile
+
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    shutil.copytree(REPO / "seeds", tmp_path / "seeds")
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert cli("seed", url=database.url).exit_code == 0
+    schemas = discovery.find_schemas(tmp_path / "sql")
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        for schema in reversed(schemas):  # the last applied schema first, its newest file first
+            for file in reversed(discovery.load_schema(tmp_path / "sql", schema)):
+                assert file.down is not None, file.path
+                for chunk in sqlfile.parse(file.down).chunks:
+                    conn.execute(chunk.sql)
+    left = database.query(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'v', 'i')"
+        " AND c.relname NOT LIKE '\\_\\_%%' AND c.relname NOT LIKE '%%pkey'",
+        (schemas,),
+    )
+    assert left == []
+    assert (
+        database.query(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = ANY(%s)",
+            (schemas,),
+        )
+        == []
+    )
+    database.query("DROP TABLE public.__migrations, pricing.__migrations, sale.__migrations")
+    again = cli("migrate", url=database.url)
+    assert again.exit_code == 0, again.output
+    assert [row[:2] for row in database.journal()] == [(v, "applied") for v in range(1, 5)]
+    assert database.scalar("SELECT count(*) FROM sale.__migrations") == 2

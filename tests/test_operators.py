@@ -507,6 +507,7 @@ STATUS_KEYS = {
     "finished_at",
     "duration_ms",
     "detail",
+    "has_down",
 }
 STEP_KEYS = {"schema", "version", "path", "mode", "resume_at_chunk", "forced", "chunks"}
 APPLIED_KEYS = {"schema", "version", "name", "path", "chunks_run", "chunks_total", "duration_ms"}
