@@ -18,7 +18,6 @@ BATCH_TEXT = 4 << 20  # characters of chunk text
 # which flushes all the commits before it.
 ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit TO off"
 
-AS_SESSION_USER = "SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE"
 Record = Callable[[int], str]  # chunks_done -> the journal update, as SQL text
 
 
@@ -91,4 +90,4 @@ def start(reset: str, prepare: str, start_row: str, *, asynchronous: bool) -> st
 def as_session_user(record: Record) -> Record:
     """The journal update written as the user who connected, whatever role or session user
     the file set (SET LOCAL reverts at commit to what the file set)."""
-    return lambda chunks_done: AS_SESSION_USER + "; " + record(chunks_done)
+    return lambda chunks_done: db.AS_SESSION_USER + "; " + record(chunks_done)

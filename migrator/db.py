@@ -25,6 +25,9 @@ HOLDS_LOCK = (
     f"CASE WHEN pg_catalog.pg_advisory_unlock({LOCK_KEY})"
     f" THEN pg_catalog.pg_try_advisory_lock({LOCK_KEY}) ELSE false END"
 )
+# For a write of the runner's own inside a transaction: as the user who connected, whatever
+# role or session user a migration set (SET LOCAL reverts at commit to what it set).
+AS_SESSION_USER = "SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE"
 LOCK_POLL_SECONDS = 0.2
 CONNECTION_CHECK = "2s"  # how soon a killed runner's server session notices (PostgreSQL 14+)
 

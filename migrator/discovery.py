@@ -29,12 +29,9 @@ def schema_order(found: list[str], configured: tuple[str, ...]) -> list[str]:
 def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
     """The schema folders under sql_dir, in run order; ConfigError if sql_dir is missing."""
     if not sql_dir.is_dir():
-        what = "is not a folder" if sql_dir.exists() else "does not exist"
-        make = (
-            "Point"
-            if sql_dir.exists()
-            else "Create it (one folder per schema, e.g. sql/public/) or point"
-        )
+        there = sql_dir.exists()
+        what = "is not a folder" if there else "does not exist"
+        make = "Point" if there else "Create it (one folder per schema, e.g. sql/public/) or point"
         raise ConfigError(
             f"migrations folder {display(sql_dir)} {what}",
             hint=f"{make} --sql-dir / MIGRATOR_SQL_DIR at the migrations folder.",

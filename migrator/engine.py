@@ -86,10 +86,27 @@ def migrate(
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
             if not (conn.broken or conn.closed):
-                _check_journals(conn, journals, plans, settings.journal_table)
+                _check_journals(conn, journals, plans, outcomes, settings.journal_table)
             raise
-        _check_journals(conn, journals, plans, settings.journal_table)
+        if outcomes:  # a run that ran nothing removed nothing: no queries for it
+            _check_journals(conn, journals, plans, outcomes, settings.journal_table)
         return plans, outcomes
+
+
+def _known_rows(
+    rows: Sequence[JournalRow], ran: Sequence[tuple[Migration, int, str | None]]
+) -> list[JournalRow]:
+    """The journal as this run knows it: the rows read before it, and each file it ran with
+    its chunks done (failed, with its error, when not all)."""
+    known = {row.version: row for row in rows}
+    for migration, done, error in ran:
+        file, total = migration.file, len(migration.chunks)
+        status = RowStatus.APPLIED if done >= total else RowStatus.FAILED
+        failure = error if status is RowStatus.FAILED else None
+        known[file.version] = JournalRow(
+            file.version, file.name, file.hash, migration.chunk_hashes, status, total, done, failure
+        )
+    return sorted(known.values(), key=lambda row: row.version)
 
 
 def _restore(
@@ -99,21 +116,15 @@ def _restore(
     steps: Sequence[Step],
     dropped: _JournalDropped,
 ) -> None:
-    """Put back a journal that a chunk outside a transaction dropped: the rows read before the
-    run, the files it applied, and the last one failed after the chunk that dropped it."""
-    known = {row.version: row for row in rows}
-    for step in steps:
-        migration = step.migration
-        file, total = migration.file, len(migration.chunks)
-        done = dropped.chunk if step is steps[-1] else total
-        status = RowStatus.APPLIED if done >= total else RowStatus.FAILED
-        error = str(dropped.error) if status is RowStatus.FAILED else None
-        known[file.version] = JournalRow(
-            file.version, file.name, file.hash, migration.chunk_hashes, status, total, done, error
-        )
+    """Put back a journal that a chunk outside a transaction emptied or dropped: the rows read
+    before the run, the files it applied, and the last one failed after the chunk that did it."""
+    ran: list[tuple[Migration, int, str | None]] = [
+        (step.migration, len(step.migration.chunks), None) for step in steps[:-1]
+    ]
+    ran.append((steps[-1].migration, dropped.chunk, str(dropped.error)))
     contents = {step.migration.file.version: step.migration.file.text for step in steps}
     note = f"put back after {dropped.error.path} chunk {dropped.chunk} removed it"
-    journal.restore(conn, sorted(known.values(), key=lambda row: row.version), contents, note)
+    journal.restore(conn, _known_rows(rows, ran), contents, note)
     dropped.error.hint = (
         "It ran outside a transaction, so its change to the journal stayed. migrator put back "
         f"the rows of {journal.schema}.{journal.table} it had read, so that no file runs twice "
@@ -126,25 +137,28 @@ def _check_journals(
     conn: db.Connection,
     journals: Mapping[str, list[JournalRow] | None],
     plans: Sequence[Plan],
+    outcomes: Sequence[FileOutcome],
     table: str,
 ) -> None:
-    """After a run: every journal read before it still holds at least the rows it had; one
-    that a migration of another schema emptied or dropped is put back, and the run fails."""
-    steps = {plan.schema: plan.steps for plan in plans}
-    for schema, rows in journals.items():
-        journal = Journal(schema, table)
+    """After a run that ran files: every journal still holds the rows it had and those of the
+    files the run applied; one that a migration of another schema emptied or dropped is put
+    back, and the run fails."""
+    applied = {(outcome.schema, outcome.version) for outcome in outcomes}
+    for plan_ in plans:
+        journal = Journal(plan_.schema, table)
+        ran = [
+            step.migration
+            for step in plan_.steps
+            if (plan_.schema, step.migration.file.version) in applied
+        ]
+        rows = _known_rows(journals[plan_.schema] or [], [(m, len(m.chunks), None) for m in ran])
         if not rows or journal.holds(conn, [row.version for row in rows]):
             continue
-        done = [
-            step
-            for step in steps.get(schema, ())
-            if journal.progress(conn, step.migration.file.version)
-        ]
-        contents = {step.migration.file.version: step.migration.file.text for step in done}
+        contents = {migration.file.version: migration.file.text for migration in ran}
         journal.restore(conn, rows, contents, "put back after a migration removed it")
         raise MigratorError(
             f"a migration removed rows of the journal {journal.qualified(conn)} (or the table): "
-            "migrator put back the rows it had read before the run",
+            "migrator put back the rows it had read before the run and those it wrote",
             hint="A migration must not touch a journal: use migrator repair or migrator "
             "baseline. Check the files this run applied (migrator status).",
         )
@@ -381,7 +395,7 @@ def _batch_failure(
     if refused:  # the journal cannot be trusted to tell: the update's own check named it
         failed = min(max(at - chunks[0].index, 0), len(chunks) - 1)
         return _ChunkError(chunks[failed], error, offset=offsets[failed])
-    done = journal.chunks_done(conn, step.migration.file.version)
+    done = journal.progress(conn, step.migration.file.version) or 0
     failed = min(max(done - chunks[0].index + 1, 0), len(chunks) - 1)
     position = error.diag.statement_position
     if not (position and position.isdigit()):

@@ -15,7 +15,7 @@ from psycopg.pq import Escaping
 from psycopg.rows import dict_row
 
 from migrator import __version__
-from migrator.db import HOLDS_LOCK, Connection, schema_exists
+from migrator.db import AS_SESSION_USER, HOLDS_LOCK, Connection, schema_exists
 from migrator.errors import ConfigError
 from migrator.model import JournalRow, Migration, RowStatus
 
@@ -142,13 +142,6 @@ class Journal:
             if not schema_exists(conn, self.schema):
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
             conn.execute(sql.SQL(_CREATE).format(table=self.identifier))
-
-    def chunks_done(self, conn: Connection, version: int) -> int:
-        """How many of a file's chunks the journal records as done (0 without a row)."""
-        query = sql.SQL("SELECT chunks_done FROM {} WHERE version = %s").format(self.identifier)
-        with as_session_user(conn):
-            row = conn.execute(query, (version,)).fetchone()
-        return int(row[0]) if row else 0
 
     def progress(self, conn: Connection, version: int) -> int | None:
         """A file's chunks_done; None without a row."""
@@ -394,7 +387,7 @@ def as_session_user(conn: Connection) -> Iterator[None]:
     """A transaction run as the user who connected, whatever role or session user a
     migration file left set."""
     with conn.transaction():
-        conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE")
+        conn.execute(AS_SESSION_USER)
         yield
 
 

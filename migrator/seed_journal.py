@@ -6,7 +6,7 @@ from psycopg import sql
 
 from migrator.db import HOLDS_LOCK, Connection
 from migrator.errors import ConfigError
-from migrator.journal import check_shape
+from migrator.journal import as_session_user, check_shape
 from migrator.model import SeedFile, SeedRow, SeedStatus
 
 _SHAPE = {
@@ -93,8 +93,7 @@ def record(
         " started_at = excluded.started_at, finished_at = excluded.finished_at,"
         " duration_ms = excluded.duration_ms, applied_by = excluded.applied_by"
     ).format(table=sql.Identifier("public", table))
-    with conn.transaction():  # as the user who connected, whatever role the process set
-        conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE")
+    with as_session_user(conn):  # whatever role the process set
         conn.execute(
             query,
             {

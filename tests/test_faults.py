@@ -858,3 +858,22 @@ def test_a_migration_that_drops_another_schemas_journal_gets_it_put_back(
     rerun = project.run("migrate")
     assert rerun.code == 0, rerun.stderr
     project.assert_exactly_once(rows({1: 1, 5: 2}))
+
+
+def test_a_journal_dropped_by_a_later_schema_keeps_the_rows_of_this_run(
+    project: Project,
+) -> None:
+    project.write({"sql/public/0001_a.sql": migration(1, 1)})
+    assert project.run("migrate").code == 0
+    project.write(
+        {
+            "sql/public/0002_b.sql": migration(2, 2),  # applied in this run, before sales drops
+            "sql/sales/0005_s.sql": "DROP TABLE public.__migrations;\n",
+        }
+    )
+    result = project.run("migrate")
+    assert result.code == 1, result.stderr
+    assert 'removed rows of the journal "public"."__migrations"' in result.stderr
+    assert project.journal() == [(1, "applied", 1, 1), (2, "applied", 2, 2)]
+    assert project.run("migrate").code == 0
+    project.assert_exactly_once(rows({1: 1, 2: 2}))
