@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AdoptResult",
@@ -29,6 +29,7 @@ __all__ = [
     "RepairResult",
     "Reporter",
     "ResetResult",
+    "RollbackResult",
     "SeedFailed",
     "SeedOutcome",
     "SeedResult",
@@ -44,6 +45,7 @@ __all__ = [
     "new",
     "repair",
     "reset",
+    "rollback",
     "seed",
     "status",
     "validate",
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
         new,
         repair,
         reset,
+        rollback,
         seed,
         status,
         validate,
@@ -88,6 +91,7 @@ if TYPE_CHECKING:
         RepairResult,
         Reporter,
         ResetResult,
+        RollbackResult,
         SeedOutcome,
         SeedResult,
         SilentReporter,

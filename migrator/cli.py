@@ -328,6 +328,45 @@ def migrate(
 
 
 @app.command()
+def rollback(
+    ctx: typer.Context,
+    schema: Annotated[
+        str | None,
+        typer.Argument(help="The schema to revert in; default: the one with applied files."),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", metavar="N", help="Revert the last N applied files (default 1)."),
+    ] = None,
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", metavar="VERSION", help="Revert every applied file above VERSION, which stays."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the down SQL; change nothing.")
+    ] = False,
+    confirm: Confirm = None,
+) -> None:
+    """Revert the newest applied migration (or the last N, or down to a version) with its
+    .down.sql, a transaction per chunk; a failed rollback resumes where it stopped."""
+    from migrator import commands
+
+    with _run(ctx, "rollback") as (settings, reporter):
+        result = commands.rollback(
+            settings,
+            reporter=reporter,
+            schema=schema,
+            steps=steps,
+            to=to,
+            dry_run=dry_run,
+            confirm=confirm,
+        )
+        reporter.show(result)
+
+
+@app.command()
 def status(
     ctx: typer.Context,
     schemas: Schemas = None,

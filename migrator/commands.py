@@ -27,6 +27,8 @@ from migrator.model import (
     RepairResult,
     Reporter,
     ResetResult,
+    Reversal,
+    RollbackResult,
     Scope,
     SeedPlanEntry,
     SeedResult,
@@ -98,6 +100,52 @@ def migrate(
     return _migrated(target, files, plans, outcomes, unlisted, _ms_since(started))
 
 
+def rollback(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    schema: str | None = None,
+    steps: int | None = None,
+    to: int | None = None,
+    dry_run: bool = False,
+    confirm: str | None = None,
+    **values: Any,
+) -> RollbackResult:
+    """Revert the newest applied file of `schema` (of the one schema with applied files when
+    not given), or the last `steps`, or every one above version `to`, with their down files,
+    newest first; each file reverted is pending again. MigrationFailed carries in `reverted`
+    what was reverted before the failure; the next rollback resumes at the failed chunk."""
+    from migrator import revert
+
+    settings, reporter = _setup(settings, reporter, values)
+    if steps is not None and to is not None:
+        raise ConfigError("--steps and --to go alone: give one of them")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps {steps}: give 1 or more")
+    if to is not None and to < 0:
+        raise ConfigError(f"--to {to}: give a version, 0 or more (0 reverts every file)")
+    files = _files(settings, [schema] if schema else ())
+    if not dry_run:
+        _writing(settings)
+    with _session(settings, reporter) as conn:
+        target = _target(conn)
+        started = time.monotonic()
+        if dry_run:
+            chosen, _, plan = revert.plan(conn, files, settings.journal_table, steps, to)
+            return RollbackResult(target, chosen, (), plan, 0, dry_run=True)
+
+        def check(chosen: str, plan: tuple[Reversal, ...]) -> None:
+            nonlocal started
+            preview = RollbackResult("", chosen, (), plan, 0, dry_run=True)
+            _confirm(settings, conn, reporter, confirm, preview)
+            started = time.monotonic()  # the total leaves out the time at the prompt
+
+        chosen, plan, outcomes = revert.rollback(
+            conn, files, settings, reporter, steps=steps, to=to, confirm=check
+        )
+    return RollbackResult(target, chosen, tuple(outcomes), plan, _ms_since(started))
+
+
 def status(
     settings: Settings | None = None,
     *,
@@ -137,6 +185,7 @@ def validate(
     unlisted = _warn_unlisted(settings, reporter, files)
     problems: list[str] = []
     parsed: dict[str, Migration] = {}
+    downs: dict[str, Migration] = {}  # by the up file's path
     for file in (file for found in files.values() for file in found):
         try:
             parsed[file.path] = sqlfile.parse(file)
@@ -144,7 +193,7 @@ def validate(
             problems.extend(exc.problems)
         try:
             if file.down is not None:
-                sqlfile.parse(file.down)
+                downs[file.path] = sqlfile.parse(file.down)
         except BadFile as exc:
             problems.extend(exc.problems)
     if problems:
@@ -166,6 +215,13 @@ def validate(
     if edited:
         found.extend(edited)
         kinds.add(FileState.FAILED)
+    # So does an unfinished rollback whose committed down chunks were edited.
+    found.extend(
+        problem
+        for s in statuses
+        if s.state is FileState.REVERTING and s.path in downs
+        if (problem := planner.down_resume_problem(downs[s.path], s.row))
+    )
     if found:
         raise DriftError(
             "the migrations on disk disagree with the journal",
@@ -585,7 +641,7 @@ def _confirm(
     conn: Connection,
     reporter: Reporter,
     confirm: str | None,
-    preview: MigrateResult | SeedResult | Sequence[str] = (),
+    preview: MigrateResult | RollbackResult | SeedResult | Sequence[str] = (),
     *,
     command: str = "",
 ) -> None:
@@ -650,10 +706,26 @@ def _repair(
     from migrator.journal import Journal
 
     by_path = {file.path: file for found in files.values() for file in found}
+    for schema in {status.schema for status, _ in found}:
+        Journal(schema, table).ensure(conn)  # the columns an older migrator's journal lacks
     with conn.transaction():
         for status, _ in found:
             journal = Journal(status.schema, table)
-            if status.state is FileState.CHANGED and status.path:
+            if status.state is FileState.REVERTING:
+                down = by_path[status.path].down if status.path else None
+                if restart:
+                    journal.settle_revert(conn, status.version, None, f"repaired: {reason}")
+                elif down is None:
+                    raise ConfigError(
+                        f"{status.path or status.name}: its rollback is unfinished, but its down "
+                        "file is gone: nothing was repaired",
+                        hint="Restore the down file, or clear the rollback with --restart once "
+                        "you have undone its committed chunks.",
+                    )
+                else:
+                    note = f"repaired, committed down chunks kept: {reason}"
+                    journal.settle_revert(conn, status.version, sqlfile.parse(down), note)
+            elif status.state is FileState.CHANGED and status.path:
                 journal.accept(conn, sqlfile.parse(by_path[status.path]), f"repaired: {reason}")
             elif planner.keeps_progress(status, restart=restart) and status.path:
                 migration = sqlfile.parse(by_path[status.path])
@@ -678,8 +750,7 @@ def _baseline(
     "baseline")."""
     from migrator import sqlfile
 
-    if not journal.exists(conn):
-        journal.ensure(conn)
+    journal.ensure(conn)
     with conn.transaction():
         for file in chosen:
             try:

@@ -74,7 +74,7 @@ def migrate(
         try:
             for plan_ in plans:
                 journal = Journal(plan_.schema, settings.journal_table)
-                if plan_.steps and journals[plan_.schema] is None:
+                if plan_.steps:  # made, or given the columns an older migrator's lacks
                     journal.ensure(conn)
                 for number, step in enumerate(plan_.steps):
                     try:
@@ -185,14 +185,14 @@ def _apply(
         if migration.mode is TxMode.SINGLE:
             if migration.chunks:
                 reporter.chunks_started(step, migration.chunks[0], migration.chunks[-1])
-                _retrying(lambda: _run_single(conn, step, plain), step, settings, reporter)
+                retrying(lambda: run_single(conn, step, plain), step, settings, reporter)
                 for chunk in migration.chunks:  # committed together: no time of their own
                     reporter.chunk_done(step, chunk, None)
         else:
             fast = _recorder(writer, step, prepared)
             runner = _Runner(conn, journal, writer, step, settings, reporter, started)
             runner.run((fast, plain), lock_timeout)
-    except _ChunkError as failure:
+    except ChunkError as failure:
         raise _fail(conn, journal, step, failure, kept) from failure
     file = migration.file
     outcome = FileOutcome(
@@ -202,7 +202,7 @@ def _apply(
         file.path,
         len(migration.chunks) - step.chunks_done,
         len(migration.chunks),
-        _ms_since(started),
+        ms_since(started),
     )
     reporter.file_done(outcome)
     return outcome
@@ -236,11 +236,11 @@ def _start(
                 raise
 
 
-def _ms_since(started: float) -> int:
+def ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-class _ChunkError(Exception):
+class ChunkError(Exception):
     """A chunk's failure (a server error, or `message`), on its way to becoming MigrationFailed."""
 
     def __init__(
@@ -263,22 +263,22 @@ class _ChunkError(Exception):
         self.retries = 0  # how many times it was retried after lock_timeout
 
 
-def _execute(conn: db.Connection, chunk: Chunk) -> None:
+def execute_chunk(conn: db.Connection, chunk: Chunk) -> None:
     db.standard_strings(conn)
     try:
         conn.execute(chunk.sql)  # the user's SQL, sent as written
     except psycopg.Error as exc:
-        raise _ChunkError(chunk, exc) from exc
+        raise ChunkError(chunk, exc) from exc
 
 
 @contextmanager
-def _transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
+def chunk_transaction(conn: db.Connection, chunk: Chunk) -> Iterator[None]:
     """A transaction whose failure, COMMIT included (deferred constraints), is the chunk's."""
     try:
         with conn.transaction():
             yield
     except psycopg.Error as exc:
-        raise _ChunkError(chunk, exc) from exc
+        raise ChunkError(chunk, exc) from exc
 
 
 def _recorder(
@@ -327,15 +327,15 @@ class _Runner:
             if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
                 chunk_started = time.monotonic()
                 reporter.chunks_started(step, chunk, chunk)
-                _run_autocommit(conn, step, chunk, plain, lock_timeout)
-                reporter.chunk_done(step, chunk, _ms_since(chunk_started))
+                run_autocommit(conn, step, chunk, plain, lock_timeout)
+                reporter.chunk_done(step, chunk, ms_since(chunk_started))
                 done += 1
                 continue
             stop = batch.end(chunks, done, conn.info.server_version)
             try:
                 self.send(chunks[done:stop], record)
                 done = stop
-            except _ChunkError as failure:
+            except ChunkError as failure:
                 if record is not plain and self.writer.lost(failure.error):
                     # A chunk dropped the prepared journal update (DEALLOCATE): its
                     # transaction rolled back, so it runs again with the update written out.
@@ -343,7 +343,7 @@ class _Runner:
                     continue
                 if failure.chunk.index != retried:
                     retried, retries = failure.chunk.index, 0
-                _wait_to_retry(failure, retries, step, self.settings, reporter)
+                wait_to_retry(failure, retries, step, self.settings, reporter)
                 retries += 1
                 done = failure.chunk.index - 1
 
@@ -354,7 +354,7 @@ class _Runner:
         step, reporter = self.step, self.reporter
         sent = batch.compose(chunks, record, len(step.migration.chunks))
         reporter.chunks_started(step, chunks[0], chunks[-1])
-        elapsed_ms = _ms_since(self.started)
+        elapsed_ms = ms_since(self.started)
         db.standard_strings(self.conn)
         try:
             cursor = self.conn.execute(sent.text, prepare=False)
@@ -380,7 +380,7 @@ class _Runner:
 
 def _batch_failure(
     conn: db.Connection, journal: Journal, step: Step, sent: batch.Batch, error: psycopg.Error
-) -> _ChunkError:
+) -> ChunkError:
     """Which chunk of a failed batch failed: the first one the journal does not record as
     done; or, when none of the batch ran and the server could not parse the query, the one
     its error position points into (nothing ran: the server parses a query whole first)."""
@@ -388,37 +388,37 @@ def _batch_failure(
     if conn.broken or conn.closed:
         last = chunks[-1].index
         where = f"chunk {chunks[0].index}" + (f" to {last}" if last > chunks[0].index else "")
-        return _ChunkError(chunks[0], error, where=where)
+        return ChunkError(chunks[0], error, where=where)
     if conn.info.transaction_status != TransactionStatus.IDLE:
         conn.execute("ROLLBACK")
     refused, at = journal_refusal(error)
     if refused:  # the journal cannot be trusted to tell: the update's own check named it
         failed = min(max(at - chunks[0].index, 0), len(chunks) - 1)
-        return _ChunkError(chunks[failed], error, offset=offsets[failed])
+        return ChunkError(chunks[failed], error, offset=offsets[failed])
     done = journal.progress(conn, step.migration.file.version) or 0
     failed = min(max(done - chunks[0].index + 1, 0), len(chunks) - 1)
     position = error.diag.statement_position
     if not (position and position.isdigit()):
-        return _ChunkError(chunks[failed], error, offset=offsets[failed])
+        return ChunkError(chunks[failed], error, offset=offsets[failed])
     # The chunk whose text, or the runner's text right after it, holds the position.
     at = int(position) - 1
     located = max((i for i, offset in enumerate(offsets) if offset <= at), default=0)
     parse_error = (error.sqlstate or "")[:2] in ("42", "22")
     if located > failed and done < chunks[0].index and parse_error:
-        return _ChunkError(chunks[located], error, offset=offsets[located], parse_error=True)
+        return ChunkError(chunks[located], error, offset=offsets[located], parse_error=True)
     # A position elsewhere (a function body PostgreSQL found further on) is not this chunk's.
-    return _ChunkError(chunks[failed], error, offset=offsets[failed])
+    return ChunkError(chunks[failed], error, offset=offsets[failed])
 
 
-def _run_single(conn: db.Connection, step: Step, record: Record) -> None:
+def run_single(conn: db.Connection, step: Step, record: Record) -> None:
     chunks = step.migration.chunks
-    with _transaction(conn, chunks[-1]):
+    with chunk_transaction(conn, chunks[-1]):
         for chunk in chunks:
-            _execute(conn, chunk)
+            execute_chunk(conn, chunk)
         conn.execute(record(len(chunks)), prepare=False)
 
 
-def _run_autocommit(
+def run_autocommit(
     conn: db.Connection, step: Step, chunk: Chunk, record: Record, lock_timeout: str
 ) -> None:
     # Aborting a CONCURRENTLY build on lock_timeout would leave an invalid index behind.
@@ -426,7 +426,7 @@ def _run_autocommit(
     if unbounded:
         db.set_lock_timeout(conn, "0")
     try:
-        _execute(conn, chunk)
+        execute_chunk(conn, chunk)
     finally:
         left_open = not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE
         if left_open:
@@ -434,23 +434,23 @@ def _run_autocommit(
         if unbounded and not conn.broken:
             db.set_lock_timeout(conn, lock_timeout)
     if left_open:
-        raise _ChunkError(chunk, None, "the chunk left a transaction open, which was rolled back")
-    with _transaction(conn, chunk):
+        raise ChunkError(chunk, None, "the chunk left a transaction open, which was rolled back")
+    with chunk_transaction(conn, chunk):
         conn.execute(record(chunk.index), prepare=False)
 
 
-def _retrying(run: Callable[[], None], step: Step, settings: Settings, reporter: Reporter) -> None:
+def retrying(run: Callable[[], None], step: Step, settings: Settings, reporter: Reporter) -> None:
     """Run, retrying with a doubling delay while the chunk fails on lock_timeout (55P03)."""
     for attempt in range(settings.lock_retries + 1):
         try:
             run()
             return
-        except _ChunkError as failure:
-            _wait_to_retry(failure, attempt, step, settings, reporter)
+        except ChunkError as failure:
+            wait_to_retry(failure, attempt, step, settings, reporter)
 
 
-def _wait_to_retry(
-    failure: _ChunkError, retries: int, step: Step, settings: Settings, reporter: Reporter
+def wait_to_retry(
+    failure: ChunkError, retries: int, step: Step, settings: Settings, reporter: Reporter
 ) -> None:
     """After a chunk's failure (retried `retries` times so far): raise it unless it is a
     lock_timeout (55P03) with retries left; else report the retry and wait the doubling delay."""
@@ -468,7 +468,7 @@ def _fail(
     conn: db.Connection,
     journal: Journal,
     step: Step,
-    failure: _ChunkError,
+    failure: ChunkError,
     kept: dict[str, Any] | None = None,
 ) -> MigratorError | _JournalDropped:
     """Describe the failure and mark the journal row failed, if the session is still there
@@ -480,9 +480,9 @@ def _fail(
             f" of {len(step.migration.chunks)})",
             failure.error,
         )
-    broken = _journal_broken(conn, journal, failure)
+    broken = journal_broken(conn, journal, failure)
     if broken:
-        reason, hint = _BROKEN[broken]
+        reason, hint = BROKEN[broken]
         error = describe(step.migration, failure.chunk, None, reason, failure.offset)
         error.hint = hint
         if broken == LOCK_LOST:
@@ -492,38 +492,48 @@ def _fail(
             return _JournalDropped(error, failure.chunk.index)
         if progress >= failure.chunk.index:  # another run recorded it: its row is not ours
             error = describe(step.migration, failure.chunk, None, _MOVED_ON, failure.offset)
-            error.hint = _BROKEN[LOCK_LOST][1]
+            error.hint = BROKEN[LOCK_LOST][1]
             return error
     else:
         error = describe(
             step.migration, failure.chunk, failure.error, failure.message, failure.offset
         )
-    if isinstance(failure.error, pg_errors.LockNotAvailable):
-        if failure.retries:
-            times = "once" if failure.retries == 1 else f"{failure.retries} times"
-            error.message += f" (retried {times})"
-        blocked = db.describe_blockers(db.blockers(conn))
-        error.detail = f"{error.detail}\n{blocked}" if error.detail else blocked
-        error.hint = error.hint or LOCK_HINT
-    lines = [error.message]
-    if error.detail:
-        lines.append(f"DETAIL: {error.detail}")
-    if error.hint:
-        lines.append(f"HINT: {error.hint}")
-    if error.sqlstate:
-        lines[0] = f"{error.message} [SQLSTATE {error.sqlstate}]"
+    explain_lock_timeout(conn, error, failure)
     if kept:
-        journal.keep(conn, file.version, kept, "\n".join(lines))
+        journal.keep(conn, file.version, kept, journaled(error))
         error.hint = (error.hint + " " if error.hint else "") + (
             f"The file stays {kept['status']} as it was before this run again (--force); the "
             "chunks before the failed one ran again and committed."
         )
     else:
-        journal.fail(conn, file.version, "\n".join(lines))
+        journal.fail(conn, file.version, journaled(error))
     return error
 
 
-def _journal_broken(conn: db.Connection, journal: Journal, failure: _ChunkError) -> str:
+def explain_lock_timeout(conn: db.Connection, error: MigrationFailed, failure: ChunkError) -> None:
+    """A chunk that gave up on a table lock (55P03): how often it was retried, who held the
+    lock, and what to do."""
+    if not isinstance(failure.error, pg_errors.LockNotAvailable):
+        return
+    if failure.retries:
+        times = "once" if failure.retries == 1 else f"{failure.retries} times"
+        error.message += f" (retried {times})"
+    blocked = db.describe_blockers(db.blockers(conn))
+    error.detail = f"{error.detail}\n{blocked}" if error.detail else blocked
+    error.hint = error.hint or LOCK_HINT
+
+
+def journaled(error: MigrationFailed) -> str:
+    """A chunk's failure as the journal's error column keeps it."""
+    lines = [f"{error.message} [SQLSTATE {error.sqlstate}]" if error.sqlstate else error.message]
+    if error.detail:
+        lines.append(f"DETAIL: {error.detail}")
+    if error.hint:
+        lines.append(f"HINT: {error.hint}")
+    return "\n".join(lines)
+
+
+def journal_broken(conn: db.Connection, journal: Journal, failure: ChunkError) -> str:
     """What a chunk did to the runner's own state, when its journal update failed for it:
     LOCK_LOST, ROW_GONE or TABLE_GONE (else "")."""
     refused, _ = journal_refusal(failure.error)
@@ -542,7 +552,7 @@ _OUTSIDE = (
 _MOVED_ON = (
     "another run recorded this chunk meanwhile: the chunk let go of the runner's advisory lock"
 )
-_BROKEN = {
+BROKEN = {
     LOCK_LOST: (
         "the chunk released the runner's advisory lock",
         "It called pg_advisory_unlock_all() or pg_advisory_unlock, which lets another runner "

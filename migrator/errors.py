@@ -49,6 +49,7 @@ class MigrationFailed(MigratorError):
         self.detail = detail
         self.excerpt = excerpt
         self.applied: tuple[FileOutcome, ...] = ()
+        self.reverted: tuple[FileOutcome, ...] = ()  # for rollback: the files it reverted
         self.pending: tuple[FileStatus, ...] = ()  # the failed file and those after it
 
 

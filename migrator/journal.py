@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
-from psycopg.errors import InvalidSqlStatementName, InvalidTextRepresentation
+from psycopg.errors import (
+    InsufficientPrivilege,
+    InvalidSqlStatementName,
+    InvalidTextRepresentation,
+)
 from psycopg.pq import Escaping
 from psycopg.rows import dict_row
 
 from migrator import __version__
 from migrator.db import AS_SESSION_USER, HOLDS_LOCK, Connection, schema_exists
 from migrator.errors import ConfigError
-from migrator.model import JournalRow, Migration, RowStatus
+from migrator.model import JournalRow, Migration, RowStatus, SqlFile
 
 if TYPE_CHECKING:
     from migrator.drizzle import DrizzleRow
@@ -55,6 +59,14 @@ _SHAPE = {
     "migrator_version": "S",
     "note": "S",
 }
+# Columns added after the first release: a journal made before lacks them until a command that
+# writes it adds them (`ensure`); reading one without them takes them as empty.
+_ADDED = {"down_hash": "S", "down_chunks_done": "N", "down_chunk_hashes": "A"}
+_DOWN_COLUMNS = (
+    ", down_hash, down_chunks_done,"
+    " CASE WHEN down_chunks_done IS NOT NULL THEN down_chunk_hashes END"
+)
+_NO_DOWN_COLUMNS = ", NULL::text, NULL::integer, NULL::text[]"
 _STATUSES = {status.value: status for status in RowStatus}
 _TYPE_NAMES = {"N": "a number", "S": "text", "A": "an array", "D": "a timestamp", "B": "a boolean"}
 
@@ -87,12 +99,48 @@ CREATE TABLE {table} (
     duration_ms bigint,
     applied_by text NOT NULL DEFAULT current_user,
     migrator_version text NOT NULL,
+    note text,
+    down_hash text,
+    down_chunks_done integer,
+    down_chunk_hashes text[] NOT NULL DEFAULT '{{}}'
+)"""
+_ADD_COLUMNS = {
+    "down_hash": "down_hash text",
+    "down_chunks_done": "down_chunks_done integer",
+    "down_chunk_hashes": "down_chunk_hashes text[] NOT NULL DEFAULT '{}'",
+}
+_MISSING_QUERY = """
+SELECT to_regclass(%(table)s) IS NOT NULL,
+       ARRAY(SELECT column_name FROM unnest(%(columns)s::text[]) AS column_name
+             WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%(table)s)
+                               AND attname = column_name AND NOT attisdropped))
+"""
+
+# Who reverted what and when: a row per file that `rollback` reverted, written in the commit
+# that deletes the file's journal row.
+_CREATE_HISTORY = """
+CREATE TABLE {table} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version bigint NOT NULL,
+    name text NOT NULL,
+    hash text NOT NULL,
+    content text NOT NULL,
+    applied_at timestamptz,
+    applied_by text,
+    down_name text NOT NULL,
+    down_hash text NOT NULL,
+    down_content text NOT NULL,
+    reverted_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    reverted_by text NOT NULL DEFAULT current_user,
+    duration_ms bigint,
+    migrator_version text NOT NULL,
     note text
 )"""
+HISTORY_SUFFIX = "_history"
 
 _KEPT = (
     "name, hash, chunk_hashes, content, status, chunks_total, chunks_done, started_at,"
-    " finished_at, duration_ms, applied_by, migrator_version"
+    " finished_at, duration_ms, applied_by, migrator_version, down_hash"
 )
 _ELAPSED = "(extract(epoch FROM clock_timestamp() - started_at) * 1000)::bigint"
 ELAPSED_COLUMN = "migrator.elapsed_ms"  # what a chunk's journal update returns
@@ -109,6 +157,11 @@ class Journal:
     def identifier(self) -> sql.Identifier:
         """The qualified name, for composing SQL."""
         return sql.Identifier(self.schema, self.table)
+
+    @property
+    def history(self) -> sql.Identifier:
+        """The qualified name of its history of reverted files, "<table>_history"."""
+        return sql.Identifier(self.schema, self.table + HISTORY_SUFFIX)
 
     def qualified(self, conn: Connection) -> str:
         """The qualified name as text, quoted as needed."""
@@ -127,21 +180,136 @@ class Journal:
         tool's table, or one that a newer migrator wrote.
         """
         qualified = self.qualified(conn)
-        extra = check_shape(conn, qualified, _SHAPE, key="version")
+        extra = check_shape(conn, qualified, _SHAPE, key="version", optional=_ADDED)
         if extra is None:
             return None
-        columns = BRIEF_COLUMNS if brief else COLUMNS
+        added = all(column in extra for column in _ADDED)
+        for column in _ADDED:
+            extra.pop(column, None)
+        columns = (BRIEF_COLUMNS if brief else COLUMNS) + (
+            _DOWN_COLUMNS if added else _NO_DOWN_COLUMNS
+        )
         query = sql.SQL("SELECT " + columns + " FROM {} ORDER BY version").format(self.identifier)
         # Binary results: timestamps and arrays decode faster than from text.
         fetched = conn.cursor(binary=True).execute(query).fetchall()
         return _rows(qualified, fetched, extra)
 
     def ensure(self, conn: Connection) -> None:
-        """Create the schema (when missing) and the journal table, in one transaction."""
+        """Create the schema (when missing) and the journal table, or add the columns that a
+        journal made by an older migrator lacks; in one transaction."""
+        qualified = self.qualified(conn)
         with as_session_user(conn):
-            if not schema_exists(conn, self.schema):
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
-            conn.execute(sql.SQL(_CREATE).format(table=self.identifier))
+            found = conn.execute(_MISSING_QUERY, {"table": qualified, "columns": list(_ADDED)})
+            exists, missing = found.fetchone() or (False, [])
+            if not exists:
+                if not schema_exists(conn, self.schema):
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+                conn.execute(sql.SQL(_CREATE).format(table=self.identifier))
+            elif missing:
+                added = ", ".join(f"ADD COLUMN IF NOT EXISTS {_ADD_COLUMNS[c]}" for c in missing)
+                try:
+                    alter = [sql.SQL("ALTER TABLE "), self.identifier, sql.SQL(" " + added)]
+                    conn.execute(sql.Composed(alter))
+                except InsufficientPrivilege:
+                    raise ConfigError(
+                        f"journal {qualified} lacks the columns {', '.join(missing)}, which this "
+                        f"migrator ({__version__}) adds, and user {conn.info.user} may not add "
+                        "them: nothing was changed",
+                        hint="Run migrator once as the table's owner, or have the owner run: "
+                        f"ALTER TABLE {qualified} {added}.",
+                    ) from None
+
+    def ensure_history(self, conn: Connection) -> None:
+        """Create the history of reverted files when it is not there."""
+        name = self.table + HISTORY_SUFFIX
+        if len(name.encode()) > 63:
+            raise ConfigError(
+                f"journal table name {self.table!r} is too long to name its history {name!r} "
+                "(PostgreSQL names hold 63 bytes)",
+                hint="Choose a journal table name of at most 55 bytes (journal_table).",
+            )
+        with as_session_user(conn):
+            exists = conn.execute("SELECT to_regclass(%s)", (self.history.as_string(conn),))
+            if (exists.fetchone() or (None,))[0] is None:
+                conn.execute(sql.SQL(_CREATE_HISTORY).format(table=self.history))
+
+    def begin_revert(self, conn: Connection, version: int, down: Migration, note: str) -> bool:
+        """Record a rollback of a file as under way, with its down file's chunks as they are
+        now (its committed down chunks, if resumed, kept); False when the row is gone."""
+        query = sql.SQL(
+            "UPDATE {} SET down_chunks_done = coalesce(down_chunks_done, 0),"
+            " down_chunk_hashes = %(hashes)s, error = NULL, " + _NOTE + ""
+            " WHERE version = %(version)s"
+        ).format(self.identifier)
+        with as_session_user(conn):
+            found = conn.execute(
+                query, {"hashes": list(down.chunk_hashes), "note": note, "version": version}
+            )
+            return found.rowcount == 1
+
+    def fail_revert(self, conn: Connection, version: int, error: str) -> None:
+        """Keep a rollback's failure, as shown to the user; its progress stays as it was."""
+        query = sql.SQL("UPDATE {} SET error = %s WHERE version = %s").format(self.identifier)
+        with as_session_user(conn):
+            conn.execute(query, (error, version))
+
+    def settle_revert(
+        self, conn: Connection, version: int, down: Migration | None, note: str
+    ) -> None:
+        """`repair` of an unfinished rollback: go on with the down file as it is now (its
+        committed chunks kept as done), or, when `down` is None, clear the rollback."""
+        if down is None:
+            done = "down_chunks_done = NULL, down_chunk_hashes = '{{}}', error = NULL"
+            values: dict[str, Any] = {"note": note, "version": version}
+        else:
+            done = "down_chunk_hashes = %(hashes)s"
+            values = {"hashes": list(down.chunk_hashes), "note": note, "version": version}
+        query = sql.SQL(f"UPDATE {{}} SET {done}, " + _NOTE + " WHERE version = %(version)s")
+        conn.execute(query.format(self.identifier), values)
+
+    def revert_update(self, conn: Connection, file: SqlFile, down: SqlFile) -> Callable[..., str]:
+        """A rollback's journal write for a down chunk that committed, as text: given the
+        down chunks done and, for the last one, the milliseconds the rollback took, which
+        deletes the file's row and keeps it in the history. Like a migration's progress
+        update, it fails (rolling the chunk back) unless the runner holds its advisory lock
+        and the row is there, behind the progress it records."""
+        version = sql.Literal(int(file.version))
+        advance = (
+            "WITH advanced AS (UPDATE {table} SET down_chunks_done = {done}"
+            " WHERE version = {version} AND down_chunks_done < {done} RETURNING 1)"
+        )
+        delete = (
+            "WITH reverted AS (DELETE FROM {table} WHERE version = {version}"
+            " AND down_chunks_done < {done} RETURNING *),"
+            " advanced AS (INSERT INTO {history} (version, name, hash, content, applied_at,"
+            " applied_by, down_name, down_hash, down_content, duration_ms, migrator_version,"
+            " note) SELECT version, name, hash, content, finished_at, applied_by, {down_name},"
+            " {down_hash}, {down_content}, {ms}, {migrator}, note FROM reverted RETURNING 1)"
+        )
+        check = (
+            " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost} || {done}"
+            " ELSE coalesce((SELECT '0' FROM advanced), {row_gone} || {done}) END AS bigint)"
+        )
+        fixed = {
+            "table": self.identifier,
+            "history": self.history,
+            "version": version,
+            "down_name": sql.Literal(down.name),
+            "down_hash": sql.Literal(down.hash),
+            "down_content": sql.Literal(down.text),
+            "migrator": sql.Literal(__version__),
+            "lock_lost": sql.Literal(LOCK_LOST + _AT),
+            "row_gone": sql.Literal(ROW_GONE + _AT),
+        }
+
+        def update(done: int, elapsed_ms: int | None = None) -> str:
+            head = advance if elapsed_ms is None else delete
+            text = sql.SQL(AS_SESSION_USER + "; " + head + check).format(
+                done=sql.Literal(int(done)), ms=sql.Literal(elapsed_ms), **fixed
+            )
+            return text.as_string(conn)
+
+        return update
 
     def progress(self, conn: Connection, version: int) -> int | None:
         """A file's chunks_done; None without a row."""
@@ -201,9 +369,8 @@ class Journal:
         done = "chunks_done" if keep_progress else "%(total)s"
         query = sql.SQL(
             "UPDATE {} SET name = %(name)s, hash = %(hash)s, chunk_hashes = %(chunk_hashes)s,"
-            f" content = %(content)s, chunks_total = %(total)s, chunks_done = {done}, "
-            + _NOTE
-            + " WHERE version = %(version)s"
+            f" content = %(content)s, chunks_total = %(total)s, chunks_done = {done},"
+            " down_hash = %(down_hash)s, " + _NOTE + " WHERE version = %(version)s"
         ).format(self.identifier)
         conn.execute(
             query,
@@ -215,6 +382,7 @@ class Journal:
                 "total": len(migration.chunks),
                 "note": note,
                 "version": file.version,
+                "down_hash": file.down.hash if file.down else None,
             },
         )
 
@@ -231,13 +399,14 @@ class Journal:
         the current ones."""
         query = sql.SQL(
             "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
-            " chunks_done, error, started_at, finished_at, duration_ms, migrator_version, note)"
+            " chunks_done, error, started_at, finished_at, duration_ms, migrator_version, note,"
+            " down_hash, down_chunks_done, down_chunk_hashes)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, clock_timestamp()),"
-            " %s, %s, %s, %s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
+            " %s, %s, %s, %s || ' by ' || current_user || ' at ' || clock_timestamp()::text,"
+            " %s, %s, %s)"
             " ON CONFLICT (version) DO NOTHING"
         ).format(self.identifier)
-        if not self.exists(conn):
-            self.ensure(conn)
+        self.ensure(conn)
         with as_session_user(conn), conn.cursor() as cursor:
             cursor.executemany(
                 query,
@@ -257,6 +426,9 @@ class Journal:
                         row.duration_ms,
                         __version__,
                         note,
+                        row.down_hash,
+                        row.down_chunks_done,
+                        list(row.down_chunk_hashes),
                     )
                     for row in rows
                 ],
@@ -267,11 +439,12 @@ class Journal:
         file = migration.file
         query = sql.SQL(
             "INSERT INTO {} (version, name, hash, chunk_hashes, content, status, chunks_total,"
-            " chunks_done, started_at, finished_at, duration_ms, migrator_version, note)"
+            " chunks_done, started_at, finished_at, duration_ms, migrator_version, note,"
+            " down_hash)"
             " VALUES (%(version)s, %(name)s, %(hash)s, %(chunk_hashes)s, %(content)s,"
             " 'baseline', %(total)s, %(total)s, clock_timestamp(), clock_timestamp(), 0,"
             " %(migrator)s, %(note)s || ' by ' || current_user || ' at '"
-            " || clock_timestamp()::text) ON CONFLICT (version) DO NOTHING"
+            " || clock_timestamp()::text, %(down_hash)s) ON CONFLICT (version) DO NOTHING"
         ).format(self.identifier)
         conn.execute(
             query,
@@ -284,6 +457,7 @@ class Journal:
                 "total": len(migration.chunks),
                 "migrator": __version__,
                 "note": note,
+                "down_hash": file.down.hash if file.down else None,
             },
         )
 
@@ -321,7 +495,25 @@ def _rows(qualified: str, fetched: list[Any], extra: dict[str, bool]) -> list[Jo
                 f"migrator, or set the status back to one of {known}.",
             )
         # Positional, in JournalRow's field order: cheaper than keywords, per row.
-        rows.append(JournalRow(row[0], row[1], row[2], tuple(row[3] or ()), status, *row[5:12]))
+        rows.append(
+            JournalRow(
+                row[0],
+                row[1],
+                row[2],
+                tuple(row[3] or ()),
+                status,
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+                row[10],
+                row[11],
+                row[13],
+                row[14],
+                tuple(row[15] or ()),
+            )
+        )
     return rows
 
 
@@ -340,10 +532,17 @@ def _newer(qualified: str, version: str, what: str) -> ConfigError:
 
 
 def check_shape(
-    conn: Connection, qualified: str, shape: dict[str, str], *, key: str, what: str = "journal"
+    conn: Connection,
+    qualified: str,
+    shape: dict[str, str],
+    *,
+    key: str,
+    what: str = "journal",
+    optional: Mapping[str, str] | None = None,
 ) -> dict[str, bool] | None:
-    """None when there is no such table; else its columns that migrator does not know, each
-    with whether it is NOT NULL without a default. ConfigError when it cannot be our journal."""
+    """None when there is no such table; else its columns beyond `shape` (the `optional` ones
+    it has among them), each with whether it is NOT NULL without a default. ConfigError when
+    it cannot be our journal."""
     found = conn.execute(_COLUMNS_QUERY, (qualified,)).fetchall()
     if not found:
         return None
@@ -363,7 +562,7 @@ def check_shape(
     missing = [column for column in shape if column not in columns]
     if missing:
         problems.append(f"it has no column {', '.join(missing)}")
-    for column, category in shape.items():
+    for column, category in {**shape, **(optional or {})}.items():
         if column in columns and columns[column][0] != category:
             problems.append(f"{column} is not {_TYPE_NAMES[category]}")
     if key in columns and not columns[key][2]:
@@ -396,20 +595,20 @@ def as_session_user(conn: Connection) -> Iterator[None]:
 _START = (
     "INSERT INTO {table} AS j (version, name, hash, chunk_hashes, content, status,"
     " chunks_total, chunks_done, started_at, finished_at, duration_ms, applied_by,"
-    " migrator_version, error)"
+    " migrator_version, error, down_hash)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp(),"
-    " CASE WHEN $9 THEN clock_timestamp() END, 0, current_user, $10, NULL)"
+    " CASE WHEN $9 THEN clock_timestamp() END, 0, current_user, $10, NULL, $12)"
     " ON CONFLICT (version) DO UPDATE SET name = excluded.name, hash = excluded.hash,"
     " chunk_hashes = excluded.chunk_hashes, content = excluded.content,"
     " status = excluded.status, chunks_total = excluded.chunks_total,"
     " chunks_done = excluded.chunks_done, started_at = excluded.started_at,"
     " finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,"
     " applied_by = excluded.applied_by, migrator_version = excluded.migrator_version,"
-    " error = NULL, note = CASE WHEN $11::text IS NULL THEN j.note"
+    " error = NULL, down_hash = excluded.down_hash, note = CASE WHEN $11::text IS NULL THEN j.note"
     " ELSE concat_ws(E'\\n', j.note, $11 || ' by ' || current_user || ' at '"
     " || clock_timestamp()::text) END"
 )
-_START_TYPES = "bigint, text, text, text[], text, text, integer, integer, boolean, text, text"
+_START_TYPES = "bigint, text, text, text[], text, text, integer, integer, boolean, text, text, text"
 # Every progress update also proves that the runner still holds its advisory lock and that
 # the file's row is there, behind the progress it records (so that no other run moved it on
 # while the lock was let go and taken again); when not, a cast of the reason to bigint fails,
@@ -537,7 +736,7 @@ class Writer:
         arguments = (
             f"{int(file.version)}, {name}, {hash_}, {chunk_hashes}, {content}, {status_},"
             f" {int(total)}, {int(chunks_done)}, {'true' if done else 'false'}, {version},"
-            f" {sql.quote(note, conn)}"
+            f" {sql.quote(note, conn)}, {sql.quote(file.down.hash if file.down else None, conn)}"
         )
         return f"EXECUTE {sql.Identifier(prepared.start).as_string(conn)} ({arguments})"
 

@@ -97,6 +97,9 @@ class JournalRow:
     finished_at: datetime | None = None
     duration_ms: int | None = None
     applied_by: str | None = None
+    down_hash: str | None = None  # the down file's hash when the file was applied
+    down_chunks_done: int | None = None  # None unless a rollback of the file is unfinished
+    down_chunk_hashes: tuple[str, ...] = ()  # the down's chunks when that rollback started
 
 
 class FileState(enum.Enum):
@@ -111,6 +114,7 @@ class FileState(enum.Enum):
     MISSING = "missing"
     OUT_OF_ORDER = "out-of-order"
     UNLISTED = "unlisted"  # a .sql file a drizzle-kit journal does not list: never run
+    REVERTING = "reverting"  # a rollback of it stopped partway: `rollback` resumes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,23 @@ class Step:
     migration: Migration
     chunks_done: int = 0
     forced: bool = False  # an applied migration run again with --only --force
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """One journaled file to revert with its down file, from after `chunks_done` of the
+    down's chunks (> 0 when resuming); `note` says what the plan should point out."""
+
+    file: SqlFile
+    row: JournalRow
+    down: Migration
+    chunks_done: int = 0
+    note: str = ""  # e.g. the down file changed since the file was applied
+
+    @property
+    def step(self) -> Step:
+        """The down file as a step, for the chunk events."""
+        return Step(self.down, self.chunks_done)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +341,14 @@ class Reporter(Protocol):
         """A migration file is applied."""
         return None
 
+    def revert_started(self, reversal: Reversal) -> None:
+        """An applied file is about to be reverted with its down file."""
+        return None
+
+    def file_reverted(self, outcome: FileOutcome) -> None:
+        """A file is reverted: its journal row is gone, so it is pending again."""
+        return None
+
     def seed_started(self, name: str) -> None:
         """A seed process (or its clean function) is about to run."""
         return None
@@ -336,7 +365,7 @@ class Reporter(Protocol):
         """An applied file differs from the text the journal keeps."""
         return None
 
-    def review(self, preview: MigrateResult | SeedResult | Sequence[str]) -> None:
+    def review(self, preview: MigrateResult | RollbackResult | SeedResult | Sequence[str]) -> None:
         """What is about to change, before it is confirmed."""
         return None
 
@@ -362,6 +391,18 @@ class MigrateResult:
     plans: tuple[Plan, ...]
     unlisted: tuple[str, ...]  # files of drizzle-kit folders that their journal does not list
     files: int  # migration files found
+    duration_ms: int
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    """What `rollback` reverted in `schema` (or, on a dry run, would revert), newest first."""
+
+    target: str
+    schema: str
+    reverted: tuple[FileOutcome, ...]  # chunks_run/chunks_total count the down file's chunks
+    plan: tuple[Reversal, ...]
     duration_ms: int
     dry_run: bool = False
 

@@ -39,9 +39,12 @@ from migrator.model import (
     FileStatus,
     LockHolder,
     MigrateResult,
+    Migration,
     NewResult,
     RepairResult,
     ResetResult,
+    Reversal,
+    RollbackResult,
     RowStatus,
     SeedOutcome,
     SeedResult,
@@ -68,14 +71,16 @@ _STYLE = {
     "FAIL": "bold red",
     "running": "bold red",
     "out-of-order": "bold red",
+    "reverting": "bold red",
 }
-Preview = MigrateResult | SeedResult | Sequence[str]
+Preview = MigrateResult | RollbackResult | SeedResult | Sequence[str]
 _LOUD = ("WARNING", "ERROR", "FATAL", "PANIC")  # server messages that -q does not hide
 
 
 # The lists each command's JSON document holds, even when empty, even after a failure.
 LISTS = {
     "migrate": ("applied", "pending", "unlisted"),
+    "rollback": ("reverted",),
     "status": ("migrations", "seeds", "drift"),
     "validate": ("unlisted", "drift"),
     "seed": ("seeds",),
@@ -224,6 +229,21 @@ class PlainReporter:
         chunks = _plural(outcome.chunks_run, "chunk")
         self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
 
+    def revert_started(self, reversal: Reversal) -> None:
+        """A line as the file's rollback starts."""
+        self.where = reversal.down.file.path
+        resumed = f" (resuming at chunk {reversal.chunks_done + 1})" if reversal.chunks_done else ""
+        self.info(f"reverting {reversal.file.path} with {reversal.down.file.name}{resumed}")
+
+    def file_reverted(self, outcome: FileOutcome) -> None:
+        """A line as the file's rollback ends, with its time."""
+        self.where = ""
+        resumed = ""
+        if outcome.resumed:
+            resumed = f", resumed at chunk {outcome.chunks_total - outcome.chunks_run + 1}"
+        chunks = _plural(outcome.chunks_run, "down chunk")
+        self.info(f"reverted {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
+
     def seed_started(self, name: str) -> None:
         """Where the server messages that follow come from."""
         self.where = f"seed {name}"
@@ -255,6 +275,8 @@ class PlainReporter:
         """What is about to change, before it is confirmed."""
         if isinstance(preview, MigrateResult):
             self._plan(preview, with_sql=False)
+        elif isinstance(preview, RollbackResult):
+            self._rollback_plan(preview, with_sql=False)
         elif isinstance(preview, SeedResult):
             self._seed_plan(preview)
         else:
@@ -339,15 +361,59 @@ class PlainReporter:
                 f"  {migration.file.path}: {_plural(len(pending), 'chunk')}, "
                 f"{_plural(statements, 'statement')}{extra}{resume}{forced}"
             )
-            for chunk in pending:
-                if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
-                    self._out(
-                        f"    chunk {chunk.index} (line {chunk.line}) runs outside a "
-                        f"transaction: {chunk.reason or 'no-transaction file'}"
-                    )
-                if with_sql:
-                    self._out(f"    -- chunk {chunk.index}, line {chunk.line}")
-                    self._out(_indent(chunk.sql.strip("\n"), "    "))
+            self._chunk_lines(migration, step.chunks_done, with_sql=with_sql)
+
+    def _rolled_back(self, result: RollbackResult) -> None:
+        if result.dry_run:
+            self._rollback_plan(result, with_sql=True)
+            return
+        if not result.reverted:
+            where = f" in {result.schema}" if result.schema else ""
+            self._out(f"nothing to roll back{where}: no file is applied")
+            return
+        chunks = sum(outcome.chunks_run for outcome in result.reverted)
+        self._out(
+            f"reverted {_plural(len(result.reverted), 'file')} of {result.schema}, "
+            f"{_plural(chunks, 'down chunk')}, in {_duration(result.duration_ms)}; "
+            f"{'it is' if len(result.reverted) == 1 else 'they are'} pending again"
+        )
+
+    def _rollback_plan(self, result: RollbackResult, *, with_sql: bool) -> None:
+        """Per file its down file's chunks, what runs outside a transaction, and notes."""
+        on = f" on {result.target}" if result.target else ""
+        if not result.plan:
+            where = f" in {result.schema}" if result.schema else ""
+            self._out(f"nothing to roll back{where}{on}")
+            return
+        self._out(
+            f"rollback plan{on}: revert {_plural(len(result.plan), 'file')} of {result.schema}"
+        )
+        how = {TxMode.SINGLE: ", one transaction", TxMode.NONE: ", no transaction"}
+        for reversal in result.plan:
+            down = reversal.down
+            pending = down.chunks[reversal.chunks_done :]
+            resume = (
+                f", resuming at chunk {reversal.chunks_done + 1}" if reversal.chunks_done else ""
+            )
+            self._out(
+                f"  {reversal.file.path} with {down.file.name}: "
+                f"{_plural(len(pending), 'chunk')}{how.get(down.mode, '')}{resume}"
+            )
+            if reversal.note:
+                self._out(f"    note: {reversal.note}")
+            self._chunk_lines(down, reversal.chunks_done, with_sql=with_sql)
+
+    def _chunk_lines(self, migration: Migration, done: int, *, with_sql: bool) -> None:
+        """The chunks after `done` that run outside a transaction; with_sql: every one's SQL."""
+        for chunk in migration.chunks[done:]:
+            if migration.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
+                self._out(
+                    f"    chunk {chunk.index} (line {chunk.line}) runs outside a "
+                    f"transaction: {chunk.reason or 'no-transaction file'}"
+                )
+            if with_sql:
+                self._out(f"    -- chunk {chunk.index}, line {chunk.line}")
+                self._out(_indent(chunk.sql.strip("\n"), "    "))
 
     def _status(self, result: StatusResult) -> None:
         rows = [
@@ -447,6 +513,7 @@ class PlainReporter:
 
 _RENDER: dict[type, Callable[[Any, Any], None]] = {
     MigrateResult: PlainReporter._migrated,
+    RollbackResult: PlainReporter._rolled_back,
     StatusResult: PlainReporter._status,
     ValidateResult: PlainReporter._validated,
     SeedResult: PlainReporter._seeded,
@@ -461,6 +528,8 @@ _RENDER: dict[type, Callable[[Any, Any], None]] = {
 
 def _chunks(status: FileStatus) -> str:
     row = status.row
+    if row and row.down_chunks_done is not None:
+        return f"down {row.down_chunks_done}/{len(row.down_chunk_hashes)}"
     return f"{row.chunks_done}/{row.chunks_total}" if row else ""
 
 
@@ -483,9 +552,11 @@ def _failure_lines(error: MigratorError) -> list[tuple[str, str]]:
 
 
 class _Progress:
-    """The live line of the file being applied: chunk k of n, and the time it has taken."""
+    """The live line of the file being applied (or reverted): chunk k of n, and the time it
+    has taken."""
 
-    def __init__(self, path: str, total: int) -> None:
+    def __init__(self, path: str, total: int, verb: str = "applying") -> None:
+        self.verb = verb
         self.path = path
         self.total = total
         self.chunks = ""
@@ -494,7 +565,7 @@ class _Progress:
     def __rich__(self) -> str:
         elapsed = time.monotonic() - self.started
         at = f" {self.chunks} of {self.total}" if self.chunks else ""
-        return f"applying {self.path}{at}  {elapsed:.1f} s"
+        return f"{self.verb} {self.path}{at}  {elapsed:.1f} s"
 
 
 class TerminalReporter(PlainReporter):
@@ -586,6 +657,23 @@ class TerminalReporter(PlainReporter):
         self.live = Live(self.progress, console=self.err, transient=True, refresh_per_second=4)
         self.live.start()
 
+    def revert_started(self, reversal: Reversal) -> None:
+        """The live line, redrawn while the down file's chunks run (on a terminal)."""
+        self.where = reversal.down.file.path
+        if self.quiet or not self.err.is_terminal:
+            super().revert_started(reversal)
+            return
+        from rich.live import Live
+
+        self.progress = _Progress(reversal.down.file.path, len(reversal.down.chunks), "reverting")
+        self.live = Live(self.progress, console=self.err, transient=True, refresh_per_second=4)
+        self.live.start()
+
+    def file_reverted(self, outcome: FileOutcome) -> None:
+        """The live line becomes the file's closing line."""
+        self._stop()
+        super().file_reverted(outcome)
+
     def chunks_started(self, step: Step, first: Chunk, last: Chunk) -> None:
         """The live line's chunk numbers."""
         super().chunks_started(step, first, last)
@@ -640,6 +728,12 @@ class JsonReporter(PlainReporter):
         if "applied" in self.document:
             self.document["applied"].append(_value(outcome))
 
+    def file_reverted(self, outcome: FileOutcome) -> None:
+        """Kept for `reverted`, which the document holds on failure too."""
+        super().file_reverted(outcome)
+        if "reverted" in self.document:
+            self.document["reverted"].append(_value(outcome))
+
     def seed_done(self, outcome: SeedOutcome) -> None:
         """Kept for `seeds`, which the document holds on failure too."""
         super().seed_done(outcome)
@@ -654,6 +748,8 @@ class JsonReporter(PlainReporter):
         """In the document: the plan that is to be confirmed."""
         if isinstance(preview, MigrateResult):
             self.document["plan"] = [_step(s, False) for p in preview.plans for s in p.steps]
+        elif isinstance(preview, RollbackResult):
+            self.document["plan"] = [_reversal(r, False) for r in preview.plan]
         elif isinstance(preview, SeedResult):
             self.document["plan"] = [asdict(entry) for entry in preview.plan]
         else:
@@ -741,6 +837,16 @@ def _step(step: Step, with_sql: bool) -> dict[str, Any]:
     }
 
 
+def _reversal(reversal: Reversal, with_sql: bool) -> dict[str, Any]:
+    return {
+        **_step(reversal.step, with_sql),
+        "version": reversal.file.version,
+        "path": reversal.file.path,
+        "down": reversal.down.file.path,
+        "note": reversal.note,
+    }
+
+
 def _status_entry(status: FileStatus) -> dict[str, Any]:
     row = status.row
     return {
@@ -755,6 +861,7 @@ def _status_entry(status: FileStatus) -> dict[str, Any]:
         "duration_ms": row.duration_ms if row else None,
         "detail": status.detail,
         "has_down": status.has_down,
+        "down_chunks_done": row.down_chunks_done if row else None,
     }
 
 
@@ -789,6 +896,18 @@ def _migrate_document(result: MigrateResult) -> dict[str, Any]:
 
 _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     MigrateResult: _migrate_document,
+    RollbackResult: lambda result: {
+        "target": result.target,
+        "schema": result.schema,
+        **(
+            {"plan": [_reversal(reversal, True) for reversal in result.plan]}
+            if result.dry_run
+            else {
+                "reverted": [_value(outcome) for outcome in result.reverted],
+                "duration_ms": result.duration_ms,
+            }
+        ),
+    },
     StatusResult: lambda result: {
         "target": result.target,
         "migrations": [_status_entry(status) for status in result.migrations],

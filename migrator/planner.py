@@ -13,6 +13,7 @@ from migrator.model import (
     JournalRow,
     Migration,
     Plan,
+    Reversal,
     RowStatus,
     Scope,
     SqlFile,
@@ -53,6 +54,10 @@ def assess(schema: str, files: Sequence[SqlFile], rows: Sequence[JournalRow]) ->
 
 
 def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[FileState, str]:
+    if row is not None and row.down_chunks_done is not None:
+        at = f"down chunk {row.down_chunks_done + 1} of {len(row.down_chunk_hashes)}"
+        reason = _told((row.error or "").split("\n", 1)[0], at)
+        return FileState.REVERTING, f"rollback unfinished, {reason}; migrator rollback resumes it"
     if row is None:
         if top is not None and file.version < top:
             return FileState.OUT_OF_ORDER, f"pending, but version {top} is already applied"
@@ -66,13 +71,20 @@ def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[File
         return FileState.CHANGED, f"changed since it was applied{when}"
     at = f"chunk {row.chunks_done + 1} of {row.chunks_total}"
     if row.status is RowStatus.FAILED:
-        reason = (row.error or "").split("\n", 1)[0]
-        # The error names its place and chunk already: "FILE:LINE:COL: chunk K of N failed: ..."
-        told = _TOLD.match(reason)
-        if told:
-            return FileState.FAILED, f"failed at {at} ({told['where']}): {told['reason']}"
-        return FileState.FAILED, f"failed at {at}: {reason}" if reason else f"failed at {at}"
+        return FileState.FAILED, _told((row.error or "").split("\n", 1)[0], at)
     return FileState.RUNNING, f"interrupted at {at}; the next run resumes there"
+
+
+def _told(reason: str, at: str) -> str:
+    """ "failed at `at` (where): reason", from the error as it was shown ("interrupted at ..."
+    without one)."""
+    if not reason:
+        return f"interrupted at {at}"
+    # The error names its place and chunk already: "FILE:LINE:COL: chunk K of N failed: ..."
+    told = _TOLD.match(reason)
+    if told:
+        return f"failed at {at} ({told['where']}): {told['reason']}"
+    return f"failed at {at}: {reason}"
 
 
 def plan(
@@ -86,9 +98,15 @@ def plan(
     drift: list[str] = []
     kinds: set[FileState] = set()
     bad: list[str] = []
+    unfinished: list[str] = []
     plans = []
     for schema, schema_files in files.items():
         statuses = assess(schema, schema_files, rows.get(schema, ()))
+        unfinished.extend(
+            f"{shown_path(status, schema_files)}: {status.detail}"
+            for status in statuses
+            if status.state is FileState.REVERTING
+        )
         by_version = {file.version: file for file in schema_files}
         steps = []
         left = []
@@ -137,6 +155,12 @@ def plan(
                 kinds.add(FileState.FAILED)
             steps.append(Step(migration, done, forced))
         plans.append(Plan(schema, tuple(steps), tuple(left)))
+    if unfinished:
+        raise DriftError(
+            "a rollback is unfinished; nothing was applied",
+            problems=unfinished,
+            hint=_HINTS[FileState.REVERTING],
+        )
     if bad:
         raise BadFile(bad, hint="Nothing was applied. Fix the files and run again.")
     if drift:
@@ -157,6 +181,9 @@ _HINTS = {
     "apply it with migrate --allow-out-of-order.",
     FileState.FAILED: "Chunks that already ran were edited: restore them, or keep them as done "
     "with the file as it is now: migrator repair --reason '...'.",
+    FileState.REVERTING: "Finish it with migrator rollback SCHEMA, which resumes where it "
+    "stopped; or, once you have undone the down chunks that committed, clear it with migrator "
+    "repair --restart --reason '...' (the file then counts as applied again).",
 }
 
 
@@ -198,20 +225,32 @@ def select(files: Mapping[str, Sequence[SqlFile]], pattern: str) -> SqlFile:
 
 def resume_problem(migration: Migration, row: JournalRow | None) -> str:
     """Why a failed or interrupted file cannot resume ("" when its done chunks are unchanged)."""
-    if row is None or row.chunks_done == 0:
+    if row is None:
         return ""
-    done = row.chunks_done
-    if migration.chunk_hashes[:done] == row.chunk_hashes[:done]:
+    return _edited(migration, row.chunks_done, row.chunk_hashes, row.chunks_total)
+
+
+def down_resume_problem(down: Migration, row: JournalRow | None) -> str:
+    """Why an unfinished rollback cannot resume with this down file ("" when its committed
+    chunks are unchanged)."""
+    if row is None or row.down_chunks_done is None:
+        return ""
+    hashes = row.down_chunk_hashes
+    return _edited(down, row.down_chunks_done, hashes, len(hashes))
+
+
+def _edited(migration: Migration, done: int, hashes: Sequence[str], total: int) -> str:
+    if done == 0 or migration.chunk_hashes[:done] == tuple(hashes[:done]):
         return ""
     changed = [
         str(index + 1)
         for index in range(done)
-        if index >= len(migration.chunks) or migration.chunks[index].hash != row.chunk_hashes[index]
+        if index >= len(migration.chunks) or migration.chunks[index].hash != hashes[index]
     ]
     return (
         f"{migration.file.path}: chunk{'s' if len(changed) > 1 else ''} {', '.join(changed)} "
         f"changed after {'they' if len(changed) > 1 else 'it'} ran ({done} of "
-        f"{row.chunks_total} chunks {'are' if done > 1 else 'is'} done); only the chunks not "
+        f"{total} chunks {'are' if done > 1 else 'is'} done); only the chunks not "
         "yet run may be edited before resuming: restore the done ones"
     )
 
@@ -239,7 +278,19 @@ _REPAIRS = {
 
 def repair_action(status: FileStatus, *, restart: bool = False) -> str:
     """What `repair` does to a journal row ("" when it leaves it alone): a failed or
-    interrupted run whose first chunks committed keeps them as done, unless `restart`."""
+    interrupted run whose first chunks committed keeps them as done, unless `restart`; an
+    unfinished rollback goes on with the down file as it is now, or is cleared with `restart`."""
+    if status.state is FileState.REVERTING and status.row:
+        done, total = status.row.down_chunks_done or 0, len(status.row.down_chunk_hashes)
+        if restart:
+            return (
+                f"clear the unfinished rollback ({done} of {total} down chunks committed): the "
+                "file counts as applied again (undo those chunks first)"
+            )
+        return (
+            f"go on with the down file as it is now, keeping {done} of {total} down chunks as "
+            f"done; the next rollback resumes at down chunk {done + 1}"
+        )
     action = _REPAIRS.get(status.state, "")
     done = status.row.chunks_done if status.row and status.state in _RESUMABLE else 0
     if not done:
@@ -266,3 +317,93 @@ def keeps_progress(status: FileStatus, *, restart: bool = False) -> bool:
 
 
 _RESUMABLE = (FileState.FAILED, FileState.RUNNING)
+
+
+_REVERTIBLE = (FileState.APPLIED, FileState.BASELINE, FileState.REVERTING)
+
+
+def rollback_schema(rows: Mapping[str, Sequence[JournalRow]]) -> str | None:
+    """The one schema whose journal has rows (None when none has); ConfigError when several
+    have, naming them."""
+    journaled = [schema for schema, found in rows.items() if found]
+    if len(journaled) > 1:
+        raise ConfigError(
+            f"rollback reverts in one schema, and {len(journaled)} have applied files: "
+            f"{', '.join(journaled)}",
+            hint=f"Name the schema: migrator rollback {journaled[0]}.",
+        )
+    return journaled[0] if journaled else None
+
+
+def plan_rollback(
+    schema: str,
+    files: Sequence[SqlFile],
+    rows: Sequence[JournalRow],
+    *,
+    steps: int | None = None,
+    to: int | None = None,
+) -> tuple[Reversal, ...]:
+    """The journaled files of `schema` to revert, newest first: the newest one, the last
+    `steps`, or every one above version `to`; each with its down file read and split.
+    Refuses, before anything runs, when one of them has no down file, is not applied (a
+    failed or interrupted run), changed or is gone, or when a rollback left unfinished is not
+    the first to go on."""
+    statuses = [s for s in reversed(assess(schema, files, rows)) if s.row is not None]
+    chosen = [s for s in statuses if s.version > to] if to is not None else statuses[: steps or 1]
+    unfinished = [s for s in statuses if s.state is FileState.REVERTING]
+    if unfinished and (not chosen or chosen[0] is not unfinished[0]):
+        where = shown_path(unfinished[0], files)
+        raise ConfigError(
+            f"the rollback of {where} is unfinished ({unfinished[0].detail}); nothing was reverted",
+            hint=f"Finish it first: migrator rollback {schema} (it is the newest journaled "
+            "file, so without --to or --steps).",
+        )
+    by_version = {file.version: file for file in files}
+    bad: list[str] = []
+    drift: list[str] = []
+    kinds: set[FileState] = set()
+    reversals = []
+    for status in chosen:
+        file = by_version.get(status.version)
+        where = shown_path(status, files)
+        if status.state in (FileState.CHANGED, FileState.MISSING):
+            drift.append(f"{where}: {status.detail}")
+            kinds.add(status.state)
+            continue
+        if status.state not in _REVERTIBLE or file is None or status.row is None:
+            bad.append(
+                f"{where}: {status.detail}: only an applied file can be reverted; finish it "
+                "with migrator migrate, or clear the run with migrator repair"
+            )
+            continue
+        if file.down is None:
+            expected = file.name[: -len(".sql")] + ".down.sql"
+            bad.append(f"{where}: no down file {expected} beside it")
+            continue
+        try:
+            down = sqlfile.parse(file.down)
+        except BadFile as exc:
+            bad.extend(exc.problems)
+            continue
+        problem = down_resume_problem(down, status.row)
+        if problem:
+            drift.append(problem)
+            kinds.add(FileState.REVERTING)
+        row = status.row
+        note = ""
+        if row.down_hash is None and row.down_chunks_done is None:
+            note = "no down file was journaled when it was applied"
+        elif row.down_hash not in (None, file.down.hash):
+            note = "its down file changed since it was applied"
+        reversals.append(Reversal(file, row, down, row.down_chunks_done or 0, note))
+    if bad:
+        raise BadFile(bad, hint="Nothing was reverted. Add or fix the down files and run again.")
+    if drift:
+        raise DriftError(
+            "the files to revert disagree with the journal; nothing was reverted",
+            problems=drift,
+            hint=drift_hint(kinds - {FileState.REVERTING})
+            or "Restore the down chunks that already ran, or go on with the down file as it is "
+            "now: migrator repair --reason '...'.",
+        )
+    return tuple(reversals)

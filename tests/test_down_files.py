@@ -91,27 +91,26 @@ def test_require_down_refuses_pending_files_without_one_before_anything_runs(
     assert database.journal() == [(1, "applied", 2, 2), (2, "applied", 1, 1)]
 
 
-def test_the_example_projects_down_files_revert_it_and_it_applies_again(
+def test_the_example_project_rolls_back_entirely_and_applies_again(
     database: Database, tmp_path: Path
 ) -> None:
     import shutil
 
-    import psycopg
     from conftest import REPO
 
-    from migrator import discovery, sqlfile
+    from migrator import discovery
 
     shutil.copytree(REPO / "sql", tmp_path / "sql")
     shutil.copytree(REPO / "seeds", tmp_path / "seeds")
     assert cli("migrate", url=database.url).exit_code == 0
     assert cli("seed", url=database.url).exit_code == 0
+    several = cli("rollback", url=database.url)
+    assert several.exit_code == 2  # three schemas have applied files: which one?
     schemas = discovery.find_schemas(tmp_path / "sql")
-    with psycopg.connect(database.url, autocommit=True) as conn:
-        for schema in reversed(schemas):  # the last applied schema first, its newest file first
-            for file in reversed(discovery.load_schema(tmp_path / "sql", schema)):
-                assert file.down is not None, file.path
-                for chunk in sqlfile.parse(file.down).chunks:
-                    conn.execute(chunk.sql)
+    for schema in reversed(schemas):  # the last applied schema first
+        result = cli("rollback", schema, "--to", "0", url=database.url)
+        assert result.exit_code == 0, result.output
+        assert database.journal(schema) == []
     left = database.query(
         "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n"
         " ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'v', 'i')"
@@ -127,7 +126,12 @@ def test_the_example_projects_down_files_revert_it_and_it_applies_again(
         )
         == []
     )
-    database.query("DROP TABLE public.__migrations, pricing.__migrations, sale.__migrations")
+    history = database.scalar(
+        "SELECT (SELECT count(*) FROM public.__migrations_history)"
+        " + (SELECT count(*) FROM pricing.__migrations_history)"
+        " + (SELECT count(*) FROM sale.__migrations_history)"
+    )
+    assert history == 10
     again = cli("migrate", url=database.url)
     assert again.exit_code == 0, again.output
     assert [row[:2] for row in database.journal()] == [(v, "applied") for v in range(1, 5)]

@@ -366,6 +366,109 @@ def test_sigkill_at_random_moments_never_loses_or_repeats_a_statement(project: P
     project.assert_exactly_once(rows(dict.fromkeys(range(1, files + 1), chunks)))
 
 
+def down_progress(project: Project) -> dict[int, int | None]:
+    """{version: down_chunks_done} of every journal row."""
+    return dict(project.query("SELECT version, down_chunks_done FROM public.__migrations"))
+
+
+def test_sigkill_during_a_down_chunk_then_rollback_loses_and_repeats_nothing(
+    project: Project,
+) -> None:
+    down = migration(9, 3, {2: gated("9.2")})  # the down's rows: '9.1', '9.2', '9.3'
+    project.write({"sql/public/0001_a.sql": migration(1, 2), "sql/public/0001_a.down.sql": down})
+    assert project.run("migrate").code == 0
+    runner = project.start("rollback")
+    _, query = project.sleeping()
+    assert "public.gate" in query
+    assert down_progress(project) == {1: 1}
+    project.kill(runner)
+    project.wait_gone()
+    assert project.advisory_locks() == 0
+    assert down_progress(project) == {1: 1}  # chunk 1 committed with its progress, 2 did not
+    project.assert_exactly_once(rows({1: 2, 9: 1}))
+    assert "reverting" in project.run("status").stdout
+    assert project.run("migrate").code == 3  # refused while the rollback is unfinished
+    project.open_gate()
+    rerun = project.run("rollback")
+    assert rerun.code == 0, rerun.stderr
+    assert "(2 down chunks, resumed at chunk 2)" in rerun.stderr
+    assert project.journal() == []
+    project.assert_exactly_once(rows({1: 2, 9: 3}))
+
+
+def test_sigkill_as_the_last_down_chunk_deletes_the_row_keeps_both_or_neither(
+    project: Project,
+) -> None:
+    project.write(
+        {"sql/public/0001_a.sql": migration(1, 1), "sql/public/0001_a.down.sql": migration(9, 2)}
+    )
+    assert project.run("migrate").code == 0
+    # The last chunk's journal write (the row's deletion) waits at the gate, in its transaction.
+    project.query(
+        "CREATE FUNCTION public.slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN {WAIT_AT_GATE} RETURN OLD; END $$;"
+        "CREATE TRIGGER slow_delete BEFORE DELETE ON public.__migrations"
+        " FOR EACH ROW EXECUTE FUNCTION public.slow_delete()"
+    )
+    runner = project.start("rollback")
+    _, query = project.sleeping()
+    assert "DELETE FROM" in query, query
+    project.kill(runner)
+    project.wait_gone()
+    assert down_progress(project) == {1: 1}
+    assert project.scalar("SELECT count(*) FROM public.__migrations_history") == 0
+    project.assert_exactly_once(rows({1: 1, 9: 1}))
+    project.open_gate()
+    rerun = project.run("rollback")
+    assert rerun.code == 0, rerun.stderr
+    assert project.journal() == []
+    assert project.scalar("SELECT count(*) FROM public.__migrations_history") == 1
+    project.assert_exactly_once(rows({1: 1, 9: 2}))
+
+
+def test_sigkill_at_random_moments_in_a_rollback_never_loses_or_repeats_a_down_chunk(
+    project: Project,
+) -> None:
+    files, chunks = 3, 10
+    slow = "INSERT INTO public.applied SELECT '{}' FROM pg_sleep(0.01);\n"
+    for v in range(1, files + 1):
+        project.write(
+            {
+                f"sql/public/{v:04d}_f.sql": migration(v, 1),
+                f"sql/public/{v:04d}_f.down.sql": migration(
+                    10 + v, chunks, {c: slow.format(f"{10 + v}.{c}") for c in range(1, chunks + 1)}
+                ),
+            }
+        )
+    assert project.run("migrate").code == 0
+    chance = random.Random(7)
+    cut_short = 0
+    for attempt in range(6):
+        runner = project.start("rollback", "--to", "0")
+        time.sleep(chance.uniform(0.15, 0.3) + 0.12 * attempt)
+        project.kill(runner)
+        project.wait_gone()
+        # Every file's down progress is exactly the down chunks that committed.
+        left = down_progress(project)
+        committed = dict(
+            project.query(
+                "SELECT split_part(id, '.', 1)::bigint - 10, count(*) FROM public.applied"
+                " WHERE id LIKE '1_.%' GROUP BY 1"
+            )
+        )
+        for v in range(1, files + 1):
+            expected = chunks if v not in left else left[v] or 0
+            assert committed.get(v, 0) == expected, (v, committed, left)
+        cut_short += bool(left)
+    assert cut_short, "no kill landed before the end of the rollback"
+    final = project.run("rollback", "--to", "0")
+    assert final.code == 0, final.stderr
+    assert project.journal() == []
+    project.assert_exactly_once(
+        rows({**dict.fromkeys(range(1, files + 1), 1), 11: chunks, 12: chunks, 13: chunks})
+    )
+
+
 # 2. The server connection terminated mid-run.
 
 

@@ -508,6 +508,7 @@ STATUS_KEYS = {
     "duration_ms",
     "detail",
     "has_down",
+    "down_chunks_done",
 }
 STEP_KEYS = {"schema", "version", "path", "mode", "resume_at_chunk", "forced", "chunks"}
 APPLIED_KEYS = {"schema", "version", "name", "path", "chunks_run", "chunks_total", "duration_ms"}
