@@ -561,13 +561,23 @@ def new(
     down: Annotated[
         bool, typer.Option("--down", help="Create its .down.sql beside it, which reverts it.")
     ] = False,
+    repeatable: Annotated[
+        bool,
+        typer.Option("--repeatable", help="Create R__NAME.sql: applied again whenever it changes."),
+    ] = False,
 ) -> None:
     """Create the next numbered migration file in a schema folder, the name as [a-z0-9_]."""
     from migrator import commands
 
     with _run(ctx, "new") as (settings, reporter):
         result = commands.new(
-            settings, schema=schema, name=name, timestamp=timestamp, down=down, reporter=reporter
+            settings,
+            schema=schema,
+            name=name,
+            timestamp=timestamp,
+            down=down,
+            repeatable=repeatable,
+            reporter=reporter,
         )
         reporter.show(result)
 

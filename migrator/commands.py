@@ -71,7 +71,7 @@ def migrate(
     if force and only is None:
         raise ConfigError("--force goes with --only: name the migration to run again")
     scope = Scope(to, only, force, allow_out_of_order, settings.require_down)
-    files = _files(settings, select)
+    files, repeatables = _project(settings, select)
     unlisted = _warn_unlisted(settings, reporter, files)
     if not dry_run:
         _writing(settings)
@@ -80,7 +80,8 @@ def migrate(
         started = time.monotonic()
         if dry_run:
             journals = engine.read_journals(conn, files, settings.journal_table)
-            plans = engine.plan(files, journals, scope)
+            rows = engine.read_repeatables(conn, repeatables, settings.journal_table)
+            plans = engine.plan(files, journals, scope, repeatables, rows)
             return _migrated(target, files, plans, [], unlisted, 0, dry_run=True)
 
         planned: list[Plan] = []  # what the run is about to apply, for a failure's `pending`
@@ -93,7 +94,9 @@ def migrate(
             started = time.monotonic()  # the total leaves out the time at the prompt
 
         try:
-            plans, outcomes = engine.migrate(conn, files, settings, scope, reporter, check)
+            plans, outcomes = engine.migrate(
+                conn, files, settings, scope, reporter, check, repeatables
+            )
         except MigrationFailed as error:
             error.pending = _migrated(target, files, planned, error.applied, (), 0).pending
             raise
@@ -158,15 +161,18 @@ def status(
     from migrator import seed_journal, seeds
 
     settings, reporter = _setup(settings, reporter, values)
-    files = _files(settings, select)
+    files, repeatables = _project(settings, select)
     seed_files = [] if select else seeds.discover(settings.seeds_dir)
     with _session(settings, reporter) as conn:
         statuses = _assess(conn, files, settings.journal_table)
         statuses += _unlisted_statuses(settings, files)
         drift = _drift(conn, settings, statuses, files)
+        repeated = _assess_repeatables(conn, repeatables, settings.journal_table)
         seed_rows = {} if select else seed_journal.read(conn, settings.seeds_table) or {}
         seed_states = seeds.assess(seed_files, seed_rows)
-        return StatusResult(_target(conn), tuple(statuses), tuple(seed_states), tuple(drift))
+        return StatusResult(
+            _target(conn), tuple(statuses), tuple(seed_states), tuple(drift), tuple(repeated)
+        )
 
 
 def validate(
@@ -181,11 +187,16 @@ def validate(
     from migrator import planner, sqlfile
 
     settings, reporter = _setup(settings, reporter, values)
-    files = _files(settings, select)
+    files, repeatables = _project(settings, select)
     unlisted = _warn_unlisted(settings, reporter, files)
     problems: list[str] = []
     parsed: dict[str, Migration] = {}
     downs: dict[str, Migration] = {}  # by the up file's path
+    for file in (file for found in repeatables.values() for file in found):
+        try:  # checked, never drift: a changed repeatable file is due, not wrong
+            sqlfile.parse(file)
+        except BadFile as exc:
+            problems.extend(exc.problems)
     for file in (file for found in files.values() for file in found):
         try:
             parsed[file.path] = sqlfile.parse(file)
@@ -228,7 +239,7 @@ def validate(
             problems=found,
             hint=planner.drift_hint(kinds),
         )
-    return ValidateResult(len(statuses), unlisted)
+    return ValidateResult(len(statuses) + sum(map(len, repeatables.values())), unlisted)
 
 
 def seed(
@@ -282,17 +293,24 @@ def repair(
     forget rows whose file is gone (seed processes' too), noting who, when and `reason`; asks
     first unless `yes`."""
     from migrator import db, planner, seed_journal
+    from migrator.discovery import display
+    from migrator.repeatable_journal import RepeatableJournal
 
     settings, reporter = _setup(settings, reporter, values)
     if not reason.strip():
         raise ConfigError("repair needs --reason: say why; it is kept in the journal")
     _writing(settings)
-    files = _files(settings, select)
+    files, repeatables = _project(settings, select)
     with (
         _session(settings, reporter) as conn,
         db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting),
     ):
         statuses = _assess(conn, files, settings.journal_table)
+        gone_repeatables = [
+            status
+            for status in _assess_repeatables(conn, repeatables, settings.journal_table)
+            if status.state is FileState.MISSING
+        ]
         found = [
             (s, action) for s in statuses if (action := planner.repair_action(s, restart=restart))
         ]
@@ -308,7 +326,14 @@ def repair(
                 s.detail,
             )
             for s, action in found
-        ) + tuple(Repair("", 0, path, FORGET_SEED, "its file is gone") for path, _ in gone)
+        )
+        repairs += tuple(
+            Repair(
+                s.schema, 0, f"{display(settings.sql_dir / s.schema)}/{s.name}", FORGET, s.detail
+            )
+            for s in gone_repeatables
+        )
+        repairs += tuple(Repair("", 0, path, FORGET_SEED, "its file is gone") for path, _ in gone)
         if repairs:
             reporter.review([f"{r.action}: {r.path} ({r.detail})" for r in repairs])
             _confirm(settings, conn, reporter, confirm)
@@ -318,6 +343,9 @@ def repair(
             with conn.transaction():
                 for _, name in gone:
                     seed_journal.forget(conn, settings.seeds_table, name)
+                for status in gone_repeatables:
+                    table = RepeatableJournal(status.schema, settings.journal_table)
+                    table.forget(conn, status.name)
     return RepairResult(repairs)
 
 
@@ -405,7 +433,7 @@ def reset(
     settings, reporter = _setup(settings, reporter, values)
     guard.check_development(settings.env, "reset")
     _writing(settings)
-    files = _files(settings, select)
+    files, repeatables = _project(settings, select)
     with _session(settings, reporter) as conn:
         if configured(settings) is not None:  # a server of someone's: say which, and confirm
             lines = [f"drop schema {schema} and everything in it" for schema in files]
@@ -416,7 +444,9 @@ def reset(
                 reporter.info(f"dropped schema {schema}")
         started = time.monotonic()
         scope = Scope(require_down=settings.require_down)
-        plans, outcomes = engine.migrate(conn, files, settings, scope, reporter)
+        plans, outcomes = engine.migrate(
+            conn, files, settings, scope, reporter, repeatables=repeatables
+        )
         migrated = _migrated(_target(conn), files, plans, outcomes, (), _ms_since(started))
     return ResetResult(tuple(files), migrated)
 
@@ -428,20 +458,28 @@ def new(
     name: str,
     timestamp: bool = False,
     down: bool = False,
+    repeatable: bool = False,
     reporter: Reporter | None = None,
     **values: Any,
 ) -> NewResult:
     """Create the next migration file in a schema folder (made when missing), named by `name`
     slugified to [a-z0-9_] (ConfigError when nothing is left of it), versioned by the UTC time
     (YYYYMMDDHHMMSS) with `timestamp` or when the folder's newest file is; warns when the
-    folder's name is not lower case; `down` creates its .down.sql too."""
+    folder's name is not lower case; `down` creates its .down.sql too; `repeatable` creates
+    R__<name>.sql instead."""
     from migrator import discovery
 
     settings, reporter = _setup(settings, reporter, values)
     folder = settings.sql_dir / schema
     files = discovery.load_schema(settings.sql_dir, schema) if folder.is_dir() else ()
+    if repeatable and (down or timestamp):
+        given = "--down" if down else "--timestamp"
+        raise ConfigError(
+            f"--repeatable and {given} do not go together: a repeatable file has no version "
+            "and no down file (it is applied again whole whenever it changes)"
+        )
     path, down_path = discovery.new_file(
-        settings.sql_dir, schema, name, files, stamped=timestamp, down=down
+        settings.sql_dir, schema, name, files, stamped=timestamp, down=down, repeatable=repeatable
     )
     if schema != schema.lower():
         reporter.notice(
@@ -530,6 +568,31 @@ def _files(settings: Settings, select: Sequence[str]) -> dict[str, tuple[SqlFile
     available = discovery.find_schemas(settings.sql_dir, settings.schemas)
     chosen = discovery.select_schemas(available, _names(select))
     return discovery.load(settings.sql_dir, chosen)
+
+
+def _project(
+    settings: Settings, select: Sequence[str]
+) -> tuple[dict[str, tuple[SqlFile, ...]], dict[str, tuple[SqlFile, ...]]]:
+    """The versioned and the repeatable files of the selected schemas."""
+    from migrator import discovery
+
+    available = discovery.find_schemas(settings.sql_dir, settings.schemas)
+    chosen = discovery.select_schemas(available, _names(select))
+    return discovery.load_project(settings.sql_dir, chosen)
+
+
+def _assess_repeatables(conn: Connection, repeatables: Files, table: str) -> list[Any]:
+    """The state of every repeatable file and row of the given schemas."""
+    from migrator import planner
+    from migrator.repeatable_journal import RepeatableJournal
+
+    return [
+        status
+        for schema, found in repeatables.items()
+        for status in planner.assess_repeatables(
+            schema, found, RepeatableJournal(schema, table).read(conn) or {}
+        )
+    ]
 
 
 def _names(names: Sequence[str]) -> tuple[str, ...]:
@@ -677,6 +740,7 @@ def _agreed(reporter: Reporter, question: str) -> None:
 
 
 FORGET_SEED = "forget the seed journal row"
+FORGET = "forget the repeatable file's row"
 
 
 def _gone_seeds(conn: Connection, settings: Settings) -> list[tuple[str, str]]:

@@ -116,16 +116,25 @@ def select_schemas(available: list[str], requested: tuple[str, ...]) -> list[str
     return [name for name in available if not requested or name in requested]
 
 
+Folder = tuple[tuple[SqlFile, ...], tuple[SqlFile, ...]]  # versioned files, repeatable files
+
+
 def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
-    """Every migration file of one schema, sorted by version (a drizzle-kit folder: the files
-    its journal lists, in its order); BadFile lists problems."""
+    """Every versioned migration file of one schema, sorted by version (a drizzle-kit folder:
+    the files its journal lists, in its order); BadFile lists problems."""
+    return _load_folder(sql_dir, schema)[0]
+
+
+def _load_folder(sql_dir: Path, schema: str) -> Folder:
+    """A schema folder's versioned files, by version, and its repeatable files, by name."""
     folder = sql_dir / schema
     if is_drizzle(folder):
-        return _load_drizzle(folder, schema)
+        return _load_drizzle(folder, schema), ()
     prefix = display(folder)
     problems: list[str] = []
     files: list[SqlFile] = []
     downs: list[SqlFile] = []
+    repeatables: list[SqlFile] = []
     for entry in _entries(folder):
         if entry.name.startswith("."):
             continue
@@ -135,7 +144,13 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
         if not entry.name.endswith(".sql"):
             continue
         path = f"{prefix}/{entry.name}"
-        found = downs if entry.name.endswith(DOWN) else files
+        if entry.name.startswith(REPEATABLE) and entry.name.endswith(DOWN):
+            problems.append(f"{path}: a repeatable file has no down file (it is run again whole)")
+            continue
+        if entry.name.startswith(REPEATABLE):
+            found = repeatables
+        else:
+            found = downs if entry.name.endswith(DOWN) else files
         try:
             found.append(sqlfile.read(schema, entry.name, path, _read_regular(entry, path)))
         except BadFile as exc:
@@ -152,10 +167,11 @@ def load_schema(sql_dir: Path, schema: str) -> tuple[SqlFile, ...]:
             )
     if problems:
         raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
-    return tuple(files)
+    return tuple(files), tuple(sorted(repeatables, key=lambda file: file.name))
 
 
 DOWN = ".down.sql"  # <version>_<name>.down.sql reverts <version>_<name>.sql
+REPEATABLE = "R__"  # R__<name>.sql: applied again whenever its text changes
 
 
 def _with_downs(
@@ -184,6 +200,10 @@ def name_problem(name: str) -> str:
         return "named like a seed process, but it does not end in .py: rename it"
     if name.endswith(".sql") and name[:-4] != name[:-4].rstrip():
         return "a space before .sql: rename it"
+    if name.lower().startswith("r__") and not name.startswith(REPEATABLE):
+        return "named like a repeatable file, but it does not start with R__ (upper case R)"
+    if name.startswith(REPEATABLE) and name.lower().endswith(".sql") and len(name) <= 7:
+        return "a repeatable file needs a name after R__, e.g. R__views.sql"
     return ""
 
 
@@ -271,17 +291,26 @@ def unlisted(sql_dir: Path, schema: str, files: Sequence[SqlFile]) -> list[str]:
 
 
 def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
-    """The files of every schema; one BadFile naming every problem in all of them."""
+    """The versioned files of every schema; one BadFile naming every problem in all of them."""
+    return load_project(sql_dir, schemas)[0]
+
+
+def load_project(
+    sql_dir: Path, schemas: list[str]
+) -> tuple[dict[str, tuple[SqlFile, ...]], dict[str, tuple[SqlFile, ...]]]:
+    """The versioned and the repeatable files of every schema; one BadFile naming every
+    problem in all of them."""
     found: dict[str, tuple[SqlFile, ...]] = {}
+    repeatables: dict[str, tuple[SqlFile, ...]] = {}
     problems: list[str] = []
     for schema in schemas:
         try:
-            found[schema] = load_schema(sql_dir, schema)
+            found[schema], repeatables[schema] = _load_folder(sql_dir, schema)
         except BadFile as exc:
             problems.extend(exc.problems)
     if problems:
         raise BadFile(problems, hint="Nothing was applied. Fix the files and run again.")
-    return found
+    return found, repeatables
 
 
 STAMP_DIGITS = 14  # YYYYMMDDHHMMSS, UTC: a version `new --timestamp` gives
@@ -303,10 +332,12 @@ def new_file(
     *,
     stamped: bool = False,
     down: bool = False,
+    repeatable: bool = False,
 ) -> tuple[Path, Path | None]:
     """Create the next file in a schema folder (and its down file when `down`): numbered as
     wide as the existing versions, or by the UTC time when `stamped` or when the newest file's
-    version is a 14-digit one (never at or below the newest version)."""
+    version is a 14-digit one (never at or below the newest version); R__<name>.sql when
+    `repeatable`."""
     if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
         raise ConfigError(f"'{schema}' is not a schema folder name")
     if problem := schema_problem(schema):
@@ -336,6 +367,12 @@ def new_file(
         f"-- {schema}: {' '.join(name.split())}\n"
         f"-- One statement per chunk; end each chunk with {sqlfile.MARKER}\n"
     )
+    if repeatable:
+        path = sql_dir / schema / f"{REPEATABLE}{part}.sql"
+        header += (
+            "-- Repeatable: applied again, whole and in one transaction, whenever it changes.\n"
+            "-- Write it to run again: CREATE OR REPLACE VIEW / FUNCTION, DROP ... IF EXISTS.\n"
+        )
     down_path = path.with_name(path.name[: -len(".sql")] + DOWN) if down else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

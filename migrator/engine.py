@@ -22,6 +22,7 @@ from migrator.model import (
     JournalRow,
     Migration,
     Plan,
+    RepeatableRow,
     Reporter,
     RowStatus,
     Scope,
@@ -29,6 +30,7 @@ from migrator.model import (
     Step,
     TxMode,
 )
+from migrator.repeatable_journal import RepeatableJournal
 
 if TYPE_CHECKING:
     from migrator.settings import Settings
@@ -45,13 +47,28 @@ def read_journals(
     return {schema: Journal(schema, table).read(conn, brief=True) for schema in files}
 
 
+def read_repeatables(
+    conn: db.Connection, repeatables: Mapping[str, Sequence[SqlFile]], table: str
+) -> dict[str, dict[str, RepeatableRow]]:
+    """The rows of each schema's journal of repeatable files, for the schemas that have such
+    files."""
+    return {
+        schema: RepeatableJournal(schema, table).read(conn) or {}
+        for schema, found in repeatables.items()
+        if found
+    }
+
+
 def plan(
     files: Mapping[str, Sequence[SqlFile]],
     journals: Mapping[str, list[JournalRow] | None],
     scope: Scope,
+    repeatables: Mapping[str, Sequence[SqlFile]] | None = None,
+    repeatable_rows: Mapping[str, Mapping[str, RepeatableRow]] | None = None,
 ) -> list[Plan]:
     """The plans for these files and journals (planner.plan, with no journal as no rows)."""
-    return planner.plan(files, {schema: rows or [] for schema, rows in journals.items()}, scope)
+    rows = {schema: found or [] for schema, found in journals.items()}
+    return planner.plan(files, rows, scope, repeatables, repeatable_rows)
 
 
 def migrate(
@@ -61,13 +78,16 @@ def migrate(
     scope: Scope,
     reporter: Reporter,
     confirm: Callable[[list[Plan]], None] = lambda plans: None,
+    repeatables: Mapping[str, Sequence[SqlFile]] | None = None,
 ) -> tuple[list[Plan], list[FileOutcome]]:
-    """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply;
-    MigrationFailed carries the outcomes of the files applied before the failure."""
+    """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply
+    each schema's steps and then its due repeatable files; MigrationFailed carries the
+    outcomes of the files applied before the failure."""
     with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
         journals = read_journals(conn, files, settings.journal_table)
-        plans = plan(files, journals, scope)
-        if any(plan.steps for plan in plans):
+        repeatable_rows = read_repeatables(conn, repeatables or {}, settings.journal_table)
+        plans = plan(files, journals, scope, repeatables, repeatable_rows)
+        if any(plan.steps or plan.repeatables for plan in plans):
             confirm(plans)
         writer = Writer(conn)
         outcomes: list[FileOutcome] = []
@@ -83,6 +103,10 @@ def migrate(
                         rows = journals[plan_.schema] or []
                         _restore(conn, journal, rows, plan_.steps[: number + 1], dropped)
                         raise dropped.error from None
+                if plan_.repeatables:
+                    RepeatableJournal(plan_.schema, settings.journal_table).ensure(conn)
+                for migration in plan_.repeatables:
+                    outcomes.append(_apply_repeatable(conn, migration, settings, reporter))
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
             if not (conn.broken or conn.closed):
@@ -143,7 +167,7 @@ def _check_journals(
     """After a run that ran files: every journal still holds the rows it had and those of the
     files the run applied; one that a migration of another schema emptied or dropped is put
     back, and the run fails."""
-    applied = {(outcome.schema, outcome.version) for outcome in outcomes}
+    applied = {(o.schema, o.version) for o in outcomes if not o.repeatable}
     for plan_ in plans:
         journal = Journal(plan_.schema, table)
         ran = [
@@ -208,6 +232,84 @@ def _apply(
     return outcome
 
 
+def _apply_repeatable(
+    conn: db.Connection, migration: Migration, settings: Settings, reporter: Reporter
+) -> FileOutcome:
+    """Run a repeatable file whole: in one transaction with its journal row (a no-transaction
+    one chunk by chunk, recorded as running first); MigrationFailed, with the failure
+    recorded, when a chunk fails."""
+    file, chunks = migration.file, migration.chunks
+    journal = RepeatableJournal(file.schema, settings.journal_table)
+    lock_timeout = migration.lock_timeout or settings.lock_timeout
+    statement_timeout = migration.statement_timeout or settings.statement_timeout
+    db.reset_session(conn, file.schema, lock_timeout, statement_timeout)
+    step = Step(migration)
+    reporter.file_started(step)
+    started = time.monotonic()
+
+    def record(done: int) -> str:  # the row once every chunk ran; nothing before
+        return journal.applied(conn, file, ms_since(started)) if done >= len(chunks) else "SELECT 1"
+
+    try:
+        if migration.mode is TxMode.NONE and chunks:
+            journal.running(conn, file)
+            for chunk in chunks:
+                chunk_started = time.monotonic()
+                reporter.chunks_started(step, chunk, chunk)
+                run_autocommit(conn, step, chunk, record, lock_timeout)
+                reporter.chunk_done(step, chunk, ms_since(chunk_started))
+        else:
+            if chunks:
+                reporter.chunks_started(step, chunks[0], chunks[-1])
+
+            def run() -> None:
+                with chunk_transaction(conn, chunks[-1] if chunks else NO_CHUNK):
+                    for chunk in chunks:
+                        execute_chunk(conn, chunk)
+                    conn.execute(record(len(chunks)), prepare=False)
+
+            retrying(run, step, settings, reporter)
+            for chunk in chunks:  # committed together: no time of their own
+                reporter.chunk_done(step, chunk, None)
+    except ChunkError as failure:
+        raise _fail_repeatable(conn, journal, migration, failure) from failure
+    total = len(chunks)
+    outcome = FileOutcome(
+        file.schema, 0, file.name, file.path, total, total, ms_since(started), repeatable=True
+    )
+    reporter.file_done(outcome)
+    return outcome
+
+
+def _fail_repeatable(
+    conn: db.Connection, journal: RepeatableJournal, migration: Migration, failure: ChunkError
+) -> MigratorError:
+    """Describe a repeatable file's failure and record it, unless the session is gone or the
+    file released the runner's lock."""
+    file = migration.file
+    if conn.broken or conn.closed:
+        where = f"{file.path} (chunk {failure.chunk.index} of {len(migration.chunks)})"
+        return db.connection_lost(where, failure.error)
+    refused, _ = journal_refusal(failure.error)
+    if refused == LOCK_LOST:
+        reason, hint = BROKEN[LOCK_LOST]
+        error = describe(migration, failure.chunk, None, reason, failure.offset)
+        error.hint = hint
+        return error  # another runner may own the journal by now: nothing more is written
+    error = describe(migration, failure.chunk, failure.error, failure.message, failure.offset)
+    explain_lock_timeout(conn, error, failure)
+    error.hint = error.hint or (
+        "It ran outside a transaction: the chunks before the failed one stayed. The next "
+        "migrate runs the whole file again."
+        if migration.mode is TxMode.NONE
+        else "It was rolled back whole: what its last applied version made is in place. Fix "
+        "it and run migrate again."
+    )
+    if journal.exists(conn):
+        journal.fail(conn, file, journaled(error))
+    return error
+
+
 def _start(
     conn: db.Connection,
     journal: Journal,
@@ -234,6 +336,9 @@ def _start(
         except pg_errors.InvalidSqlStatementName as exc:
             if prepare or not writer.lost(exc):
                 raise
+
+
+NO_CHUNK = Chunk(0, "", 0, 1, "", 0, ChunkKind.TRANSACTIONAL)  # a file of comments only
 
 
 def ms_since(started: float) -> int:

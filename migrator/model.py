@@ -53,6 +53,7 @@ class SqlFile:
     hash: str
     when: int | None = None  # a drizzle-kit journal's timestamp for the file (milliseconds)
     down: SqlFile | None = None  # its <version>_<name>.down.sql, which reverts it
+    repeatable: bool = False  # R__<name>.sql: no version, applied again whenever it changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class FileState(enum.Enum):
     OUT_OF_ORDER = "out-of-order"
     UNLISTED = "unlisted"  # a .sql file a drizzle-kit journal does not list: never run
     REVERTING = "reverting"  # a rollback of it stopped partway: `rollback` resumes it
+    DUE = "due"  # a repeatable file changed since it was applied: the next migrate runs it
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,31 @@ class FileStatus:
     def is_problem(self) -> bool:
         """True for states that make `migrate` refuse (drift, out of order)."""
         return self.state in (FileState.CHANGED, FileState.MISSING, FileState.OUT_OF_ORDER)
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatableRow:
+    """One row of "<schema>"."__migrations_repeatable": a repeatable file as last run."""
+
+    name: str
+    hash: str  # of the text last applied ("" before it ever was)
+    status: str  # applied, failed, running (a no-transaction file cut short), due
+    runs: int  # how many times it was applied
+    error: str | None = None
+    finished_at: datetime | None = None  # when it was last applied
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatableStatus:
+    """One repeatable file of `status`: applied, due, pending, failed or missing."""
+
+    schema: str
+    name: str
+    state: FileState
+    path: str | None = None
+    row: RepeatableRow | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +201,7 @@ class Plan:
     schema: str
     steps: tuple[Step, ...] = ()
     left: tuple[FileStatus, ...] = ()  # files left pending: beyond --to, or not --only's
+    repeatables: tuple[Migration, ...] = ()  # due, run after the steps in name order
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +227,7 @@ class FileOutcome:
     chunks_run: int
     chunks_total: int
     duration_ms: int
+    repeatable: bool = False  # an R__ file (version 0)
 
     @property
     def resumed(self) -> bool:
@@ -415,6 +444,7 @@ class StatusResult:
     migrations: tuple[FileStatus, ...]
     seeds: tuple[SeedState, ...]
     drift: tuple[Drift, ...]
+    repeatables: tuple[RepeatableStatus, ...] = ()
 
     @property
     def open_work(self) -> tuple[str, ...]:
@@ -424,6 +454,11 @@ class StatusResult:
                 status.path or status.name
                 for status in self.migrations
                 if not status.is_done and status.state is not FileState.UNLISTED
+            ]
+            + [
+                status.path or status.name
+                for status in self.repeatables
+                if status.state in (FileState.DUE, FileState.PENDING, FileState.FAILED)
             ]
             + [state.name for state in self.seeds if state.state in ("pending", "FAIL")]
         )

@@ -72,6 +72,7 @@ _STYLE = {
     "running": "bold red",
     "out-of-order": "bold red",
     "reverting": "bold red",
+    "due": "yellow",
 }
 Preview = MigrateResult | RollbackResult | SeedResult | Sequence[str]
 _LOUD = ("WARNING", "ERROR", "FATAL", "PANIC")  # server messages that -q does not hide
@@ -81,7 +82,7 @@ _LOUD = ("WARNING", "ERROR", "FATAL", "PANIC")  # server messages that -q does n
 LISTS = {
     "migrate": ("applied", "pending", "unlisted"),
     "rollback": ("reverted",),
-    "status": ("migrations", "seeds", "drift"),
+    "status": ("migrations", "repeatables", "seeds", "drift"),
     "validate": ("unlisted", "drift"),
     "seed": ("seeds",),
     "repair": ("repaired", "drift"),
@@ -344,11 +345,12 @@ class PlainReporter:
     def _plan(self, result: MigrateResult, *, with_sql: bool) -> None:
         """Per file its chunks and statements, and what runs outside a transaction."""
         steps = [step for plan in result.plans for step in plan.steps]
+        repeatables = [migration for plan in result.plans for migration in plan.repeatables]
         on = f" on {result.target}" if result.target else ""
-        if not steps:
+        if not steps and not repeatables:
             self._out(f"nothing to apply{on}")
             return
-        self._out(f"plan{on}: {_plural(len(steps), 'file')}")
+        self._out(f"plan{on}: {_plural(len(steps) + len(repeatables), 'file')}")
         how = {TxMode.SINGLE: ", one transaction", TxMode.NONE: ", no transaction"}
         for step in steps:
             migration = step.migration
@@ -362,6 +364,13 @@ class PlainReporter:
                 f"{_plural(statements, 'statement')}{extra}{resume}{forced}"
             )
             self._chunk_lines(migration, step.chunks_done, with_sql=with_sql)
+        for migration in repeatables:
+            whole = "no transaction" if migration.mode is TxMode.NONE else "one transaction"
+            self._out(
+                f"  {migration.file.path}: repeatable, {_plural(len(migration.chunks), 'chunk')}, "
+                f"{whole}"
+            )
+            self._chunk_lines(migration, 0, with_sql=with_sql)
 
     def _rolled_back(self, result: RollbackResult) -> None:
         if result.dry_run:
@@ -436,6 +445,21 @@ class PlainReporter:
             counts[status.state.value] = counts.get(status.state.value, 0) + 1
         summary = ", ".join(f"{count} {state}" for state, count in counts.items())
         self._out(summary or "no migration files")
+        if result.repeatables:
+            repeated = [
+                (
+                    status.schema,
+                    status.name,
+                    status.state.value,
+                    str(status.row.runs) if status.row else "",
+                    _when(status.row.finished_at if status.row else None),
+                    _duration(status.row.duration_ms) if status.row else "",
+                    status.detail,
+                )
+                for status in result.repeatables
+            ]
+            columns = ("schema", "file", "state", "runs", "last applied", "took", "detail")
+            self._table("repeatable files", columns, repeated, 2)
         for drift in result.drift:
             self.drift(drift)
         if result.seeds:
@@ -747,7 +771,7 @@ class JsonReporter(PlainReporter):
     def review(self, preview: Preview) -> None:
         """In the document: the plan that is to be confirmed."""
         if isinstance(preview, MigrateResult):
-            self.document["plan"] = [_step(s, False) for p in preview.plans for s in p.steps]
+            self.document["plan"] = _plan_document(preview, False)
         elif isinstance(preview, RollbackResult):
             self.document["plan"] = [_reversal(r, False) for r in preview.plan]
         elif isinstance(preview, SeedResult):
@@ -815,12 +839,20 @@ def _dump(document: dict[str, Any], stream: TextIO) -> None:
     stream.flush()
 
 
+def _plan_document(result: MigrateResult, with_sql: bool) -> list[dict[str, Any]]:
+    steps = [_step(step, with_sql) for plan in result.plans for step in plan.steps]
+    return steps + [
+        _step(Step(migration), with_sql) for plan in result.plans for migration in plan.repeatables
+    ]
+
+
 def _step(step: Step, with_sql: bool) -> dict[str, Any]:
     migration = step.migration
     return {
         "schema": migration.file.schema,
         "version": migration.file.version,
         "path": migration.file.path,
+        "repeatable": migration.file.repeatable,
         "mode": migration.mode.value,
         "resume_at_chunk": step.chunks_done + 1,
         "forced": step.forced,
@@ -879,10 +911,9 @@ def _seed_entry(state: SeedState) -> dict[str, Any]:
 
 def _migrate_document(result: MigrateResult) -> dict[str, Any]:
     if result.dry_run:
-        steps = [step for plan in result.plans for step in plan.steps]
         return {
             "target": result.target,
-            "plan": [_step(step, True) for step in steps],
+            "plan": _plan_document(result, True),
             "unlisted": list(result.unlisted),
         }
     return {
@@ -911,6 +942,19 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     StatusResult: lambda result: {
         "target": result.target,
         "migrations": [_status_entry(status) for status in result.migrations],
+        "repeatables": [
+            {
+                "schema": status.schema,
+                "name": status.name,
+                "path": status.path,
+                "state": status.state.value,
+                "runs": status.row.runs if status.row else 0,
+                "finished_at": status.row.finished_at if status.row else None,
+                "duration_ms": status.row.duration_ms if status.row else None,
+                "detail": status.detail,
+            }
+            for status in result.repeatables
+        ],
         "seeds": [_seed_entry(state) for state in result.seeds],
         "drift": [asdict(drift) for drift in result.drift],
     },

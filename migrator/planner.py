@@ -13,6 +13,8 @@ from migrator.model import (
     JournalRow,
     Migration,
     Plan,
+    RepeatableRow,
+    RepeatableStatus,
     Reversal,
     RowStatus,
     Scope,
@@ -91,8 +93,12 @@ def plan(
     files: Mapping[str, Sequence[SqlFile]],
     rows: Mapping[str, Sequence[JournalRow]],
     scope: Scope = Scope(),
+    repeatables: Mapping[str, Sequence[SqlFile]] | None = None,
+    repeatable_rows: Mapping[str, Mapping[str, RepeatableRow]] | None = None,
 ) -> list[Plan]:
-    """One plan per schema, in the given order; refuses on drift or any bad pending file."""
+    """One plan per schema, in the given order, with the repeatable files that are due after
+    its steps (none with --to or --only, which may leave what they build on pending); refuses
+    on drift or any bad pending file."""
     to, only, force = scope.to, scope.only, scope.force
     chosen_file = select(files, only) if only is not None else None
     drift: list[str] = []
@@ -154,7 +160,20 @@ def plan(
                 drift.append(problem)
                 kinds.add(FileState.FAILED)
             steps.append(Step(migration, done, forced))
-        plans.append(Plan(schema, tuple(steps), tuple(left)))
+        due: list[Migration] = []
+        if to is None and only is None:
+            found = {file.name: file for file in (repeatables or {}).get(schema, ())}
+            states = assess_repeatables(
+                schema, tuple(found.values()), (repeatable_rows or {}).get(schema, {})
+            )
+            for repeatable in states:
+                if repeatable.name not in found or repeatable.state not in _DUE:
+                    continue
+                try:
+                    due.append(sqlfile.parse(found[repeatable.name]))
+                except BadFile as exc:
+                    bad.extend(exc.problems)
+        plans.append(Plan(schema, tuple(steps), tuple(left), tuple(due)))
     if unfinished:
         raise DriftError(
             "a rollback is unfinished; nothing was applied",
@@ -407,3 +426,38 @@ def plan_rollback(
             "now: migrator repair --reason '...'.",
         )
     return tuple(reversals)
+
+
+_DUE = (FileState.PENDING, FileState.DUE, FileState.FAILED, FileState.RUNNING)
+
+
+def assess_repeatables(
+    schema: str, files: Sequence[SqlFile], rows: Mapping[str, RepeatableRow]
+) -> list[RepeatableStatus]:
+    """The state of every repeatable file and row of one schema, by name."""
+    left = dict(rows)
+    statuses = []
+    for file in files:
+        row = left.pop(file.name, None)
+        state, detail = _repeatable_state(file, row)
+        statuses.append(RepeatableStatus(schema, file.name, state, file.path, row, detail))
+    for row in left.values():
+        detail = "the file is gone; what it made stays (forget the row: migrator repair)"
+        statuses.append(RepeatableStatus(schema, row.name, FileState.MISSING, None, row, detail))
+    statuses.sort(key=lambda status: status.name)
+    return statuses
+
+
+def _repeatable_state(file: SqlFile, row: RepeatableRow | None) -> tuple[FileState, str]:
+    if row is None:
+        return FileState.PENDING, "never applied"
+    if row.status == "failed":
+        reason = (row.error or "").split("\n", 1)[0]
+        return FileState.FAILED, f"failed: {reason}; the next migrate runs it again"
+    if row.status == "running":
+        return FileState.RUNNING, "interrupted; the next migrate runs it again"
+    if row.status == "due":
+        return FileState.DUE, "a rollback ran since it was applied: the next migrate runs it"
+    if row.hash != file.hash:
+        return FileState.DUE, "changed since it was applied: the next migrate runs it"
+    return FileState.APPLIED, ""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from migrator import db, planner
 from migrator.engine import (
     BROKEN,
+    NO_CHUNK,
     ChunkError,
     chunk_transaction,
     describe,
@@ -35,6 +36,7 @@ from migrator.model import (
     SqlFile,
     TxMode,
 )
+from migrator.repeatable_journal import RepeatableJournal
 
 if TYPE_CHECKING:
     from migrator.settings import Settings
@@ -107,6 +109,8 @@ def _revert(
     statement_timeout = down.statement_timeout or settings.statement_timeout
     db.reset_session(conn, journal.schema, lock_timeout, statement_timeout)
     resumed = "resumed" if reversal.row.down_chunks_done is not None else "started"
+    # What a repeatable file made may rest on what the down drops: the next migrate runs it.
+    RepeatableJournal(journal.schema, journal.table).mark_due(conn, f"{file.name} reverted")
     if not journal.begin_revert(conn, file.version, down, f"rollback {resumed}"):
         raise MigratorError(f"{file.path}: its journal row is gone; nothing was reverted")
     reporter.revert_started(reversal)
@@ -120,7 +124,7 @@ def _revert(
     step = reversal.step
     try:
         if not down.chunks:  # only comments: the row goes at once
-            with chunk_transaction(conn, _NO_CHUNK):
+            with chunk_transaction(conn, NO_CHUNK):
                 conn.execute(record(0), prepare=False)
         elif down.mode is TxMode.SINGLE:
             reporter.chunks_started(step, down.chunks[0], down.chunks[-1])
@@ -249,6 +253,3 @@ def _check_journal(
         hint="A down file must not touch the journal. The times, users and applied texts of "
         "the rows put back were lost; check them with migrator status.",
     )
-
-
-_NO_CHUNK = Chunk(0, "", 0, 1, "", 0, ChunkKind.TRANSACTIONAL)  # a down file of comments only

@@ -6,7 +6,7 @@ import bisect
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from migrator.errors import BadFile
 from migrator.lexer import MARKER as MARKER  # discovery.py reads sqlfile.MARKER
@@ -61,8 +61,14 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+REPEATABLE = re.compile(r"R__(.+)\.sql", re.DOTALL)  # Flyway's name for a repeatable file
+
+
 def read(schema: str, filename: str, path: str, data: bytes) -> SqlFile:
     """Turn a file's name and bytes into a SqlFile; BadFile when either is wrong."""
+    if REPEATABLE.fullmatch(filename):
+        text = normalize(data, path)
+        return SqlFile(schema, 0, filename, path, text, sha256(text), repeatable=True)
     parsed = parse_name(filename)
     if parsed is None:
         raise BadFile(
@@ -331,8 +337,11 @@ MIGRATION_DIRECTIVES = frozenset(
 
 
 def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> Migration:
-    """Split a file into chunks and check them; BadFile lists every problem found."""
+    """Split a file into chunks and check them; BadFile lists every problem found. A
+    repeatable file runs in one transaction unless it says no-transaction."""
     directives, header_end = read_directives(file.text, file.path, allowed=allowed)
+    if file.repeatable and directives.mode is TxMode.STATEMENT:
+        directives = replace(directives, mode=TxMode.SINGLE)
     text = file.text
     try:
         pieces = split(text)
@@ -358,7 +367,12 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
         elif directives.mode is TxMode.SINGLE and kind is not ChunkKind.TRANSACTIONAL:
             problems.append(
                 f"{file.path}:{line}:{column}: chunk {index}: {reason} cannot run in a "
-                "single-transaction file: remove the directive or move the statement"
+                + (
+                    "repeatable file, which runs in one transaction: add -- migrator: "
+                    "no-transaction at its top, or move the statement"
+                    if file.repeatable
+                    else "single-transaction file: remove the directive or move the statement"
+                )
             )
         sql = text[piece.start : piece.end]
         first_line = line_column(text, piece.statements[0].start, starts)[0]

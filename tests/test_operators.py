@@ -510,8 +510,26 @@ STATUS_KEYS = {
     "has_down",
     "down_chunks_done",
 }
-STEP_KEYS = {"schema", "version", "path", "mode", "resume_at_chunk", "forced", "chunks"}
-APPLIED_KEYS = {"schema", "version", "name", "path", "chunks_run", "chunks_total", "duration_ms"}
+STEP_KEYS = {
+    "schema",
+    "version",
+    "path",
+    "repeatable",
+    "mode",
+    "resume_at_chunk",
+    "forced",
+    "chunks",
+}
+APPLIED_KEYS = {
+    "schema",
+    "version",
+    "name",
+    "path",
+    "chunks_run",
+    "chunks_total",
+    "duration_ms",
+    "repeatable",
+}
 
 
 def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
@@ -535,6 +553,7 @@ def test_json_for_every_command(database: Database, tmp_path: Path) -> None:
     assert set(doc) == {
         "target",
         "migrations",
+        "repeatables",
         "seeds",
         "drift",
         "notices",
