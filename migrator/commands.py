@@ -127,14 +127,16 @@ def rollback(
         raise ConfigError(f"--steps {steps}: give 1 or more")
     if to is not None and to < 0:
         raise ConfigError(f"--to {to}: give a version, 0 or more (0 reverts every file)")
-    files = _files(settings, [schema] if schema else ())
+    files = _files(settings, ())  # every schema: a down file must leave the others' journals be
+    if schema is not None:
+        _files(settings, [schema])  # ConfigError when there is no such schema folder
     if not dry_run:
         _writing(settings)
     with _session(settings, reporter) as conn:
         target = _target(conn)
         started = time.monotonic()
         if dry_run:
-            chosen, _, plan = revert.plan(conn, files, settings.journal_table, steps, to)
+            chosen, _, plan = revert.plan(conn, files, settings.journal_table, steps, to, schema)
             return RollbackResult(target, chosen, (), plan, 0, dry_run=True)
 
         def check(chosen: str, plan: tuple[Reversal, ...]) -> None:
@@ -144,7 +146,7 @@ def rollback(
             started = time.monotonic()  # the total leaves out the time at the prompt
 
         chosen, plan, outcomes = revert.rollback(
-            conn, files, settings, reporter, steps=steps, to=to, confirm=check
+            conn, files, settings, reporter, schema=schema, steps=steps, to=to, confirm=check
         )
     return RollbackResult(target, chosen, tuple(outcomes), plan, _ms_since(started))
 
@@ -371,7 +373,9 @@ def baseline(
         _session(settings, reporter) as conn,
         db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting),
     ):
-        known = {row.version for row in journal.read(conn) or []}
+        rows = journal.read(conn) or []
+        _no_unfinished_rollback(rows, schema, "baseline")
+        known = {row.version for row in rows}
         chosen = [file for file in files if file.version <= version and file.version not in known]
         if chosen:
             _confirm(settings, conn, reporter, confirm, [f"  baseline {f.path}" for f in chosen])
@@ -787,8 +791,17 @@ def _repair(
                         "you have undone its committed chunks.",
                     )
                 else:
+                    migration = sqlfile.parse(down)
+                    done = status.row.down_chunks_done or 0 if status.row else 0
+                    if len(migration.chunks) < done:
+                        raise ConfigError(
+                            f"{down.path} now has {len(migration.chunks)} chunks, but {done} of "
+                            "it committed: nothing was repaired",
+                            hint="Restore the down chunks that ran, or clear the rollback with "
+                            "--restart once you have undone what they did.",
+                        )
                     note = f"repaired, committed down chunks kept: {reason}"
-                    journal.settle_revert(conn, status.version, sqlfile.parse(down), note)
+                    journal.settle_revert(conn, status.version, migration, note)
             elif status.state is FileState.CHANGED and status.path:
                 journal.accept(conn, sqlfile.parse(by_path[status.path]), f"repaired: {reason}")
             elif planner.keeps_progress(status, restart=restart) and status.path:
@@ -857,7 +870,9 @@ def _adoption(
             "the same journal `when`), and run again.",
         )
     journal = Journal(schema, settings.journal_table)
-    known = {row.version: row for row in journal.read(conn, brief=True) or []}
+    journaled = journal.read(conn, brief=True) or []
+    _no_unfinished_rollback(journaled, schema, "adopt")
+    known = {row.version: row for row in journaled}
     for file, row in found.matched:
         if file.hash != row.hash:
             reporter.notice(
@@ -872,6 +887,19 @@ def _adoption(
             )
     chosen = [(file, row) for file, row in found.matched if file.version not in known]
     return len(found.matched), chosen
+
+
+def _no_unfinished_rollback(rows: Sequence[Any], schema: str, command: str) -> None:
+    """ConfigError when a rollback in the schema is unfinished: journaling more files would
+    put one above the file being reverted."""
+    unfinished = [row for row in rows if row.down_chunks_done is not None]
+    if unfinished:
+        raise ConfigError(
+            f"the rollback of {unfinished[0].name} in {schema} is unfinished: {command} "
+            "changed nothing",
+            hint=f"Finish it first with migrator rollback {schema}, or clear it with migrator "
+            "repair --restart --reason '...'.",
+        )
 
 
 def _adoption_note(file: SqlFile, row: DrizzleRow, table: str) -> str:

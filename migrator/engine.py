@@ -110,10 +110,10 @@ def migrate(
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
             if not (conn.broken or conn.closed):
-                _check_journals(conn, journals, plans, outcomes, settings.journal_table)
+                check_journals(conn, journals, plans, outcomes, settings.journal_table)
             raise
         if outcomes:  # a run that ran nothing removed nothing: no queries for it
-            _check_journals(conn, journals, plans, outcomes, settings.journal_table)
+            check_journals(conn, journals, plans, outcomes, settings.journal_table)
         return plans, outcomes
 
 
@@ -157,7 +157,7 @@ def _restore(
     )
 
 
-def _check_journals(
+def check_journals(
     conn: db.Connection,
     journals: Mapping[str, list[JournalRow] | None],
     plans: Sequence[Plan],
@@ -207,10 +207,11 @@ def _apply(
     plain = _recorder(writer, step, prepared, written_out=True)
     try:
         if migration.mode is TxMode.SINGLE:
-            if migration.chunks:
-                reporter.chunks_started(step, migration.chunks[0], migration.chunks[-1])
+            left = migration.chunks[step.chunks_done :]
+            if left:
+                reporter.chunks_started(step, left[0], left[-1])
                 retrying(lambda: run_single(conn, step, plain), step, settings, reporter)
-                for chunk in migration.chunks:  # committed together: no time of their own
+                for chunk in left:  # committed together: no time of their own
                     reporter.chunk_done(step, chunk, None)
         else:
             fast = _recorder(writer, step, prepared)
@@ -516,9 +517,11 @@ def _batch_failure(
 
 
 def run_single(conn: db.Connection, step: Step, record: Record) -> None:
+    """The chunks not yet done in one transaction with the journal update (all of them, unless
+    an earlier run in statement mode committed some before the file became single-transaction)."""
     chunks = step.migration.chunks
     with chunk_transaction(conn, chunks[-1]):
-        for chunk in chunks:
+        for chunk in chunks[step.chunks_done :]:
             execute_chunk(conn, chunk)
         conn.execute(record(len(chunks)), prepare=False)
 

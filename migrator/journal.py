@@ -137,6 +137,23 @@ CREATE TABLE {table} (
     note text
 )"""
 HISTORY_SUFFIX = "_history"
+_HISTORY_SHAPE = {
+    "id": "N",
+    "version": "N",
+    "name": "S",
+    "hash": "S",
+    "content": "S",
+    "applied_at": "D",
+    "applied_by": "S",
+    "down_name": "S",
+    "down_hash": "S",
+    "down_content": "S",
+    "reverted_at": "D",
+    "reverted_by": "S",
+    "duration_ms": "N",
+    "migrator_version": "S",
+    "note": "S",
+}
 
 _KEPT = (
     "name, hash, chunk_hashes, content, status, chunks_total, chunks_done, started_at,"
@@ -221,17 +238,17 @@ class Journal:
 
     def ensure_history(self, conn: Connection) -> None:
         """Create the history of reverted files when it is not there."""
-        name = self.table + HISTORY_SUFFIX
-        if len(name.encode()) > 63:
-            raise ConfigError(
-                f"journal table name {self.table!r} is too long to name its history {name!r} "
-                "(PostgreSQL names hold 63 bytes)",
-                hint="Choose a journal table name of at most 55 bytes (journal_table).",
-            )
+        qualified = self.history.as_string(conn)
         with as_session_user(conn):
-            exists = conn.execute("SELECT to_regclass(%s)", (self.history.as_string(conn),))
-            if (exists.fetchone() or (None,))[0] is None:
+            extra = check_shape(conn, qualified, _HISTORY_SHAPE, key="id", what="rollback history")
+            if extra is None:
                 conn.execute(sql.SQL(_CREATE_HISTORY).format(table=self.history))
+            elif required := [column for column, not_null in extra.items() if not_null]:
+                raise ConfigError(
+                    f"rollback history {qualified} has NOT NULL columns without a default that "
+                    f"migrator does not fill: {', '.join(required)}; nothing was reverted",
+                    hint="Drop those columns or give them a default.",
+                )
 
     def begin_revert(self, conn: Connection, version: int, down: Migration, note: str) -> bool:
         """Record a rollback of a file as under way, with its down file's chunks as they are
@@ -268,19 +285,19 @@ class Journal:
         conn.execute(query.format(self.identifier), values)
 
     def revert_update(self, conn: Connection, file: SqlFile, down: SqlFile) -> Callable[..., str]:
-        """A rollback's journal write for a down chunk that committed, as text: given the
-        down chunks done and, for the last one, the milliseconds the rollback took, which
-        deletes the file's row and keeps it in the history. Like a migration's progress
-        update, it fails (rolling the chunk back) unless the runner holds its advisory lock
-        and the row is there, behind the progress it records."""
+        """A rollback's journal write for down chunks that committed, as text: given the down
+        chunks done, those done before them, and, for the last, the milliseconds the rollback
+        took (it then deletes the file's row and keeps it in the history). Like a migration's
+        progress update, it fails (rolling the chunk back) unless the runner holds its
+        advisory lock and the row is there, at the progress it had before."""
         version = sql.Literal(int(file.version))
         advance = (
             "WITH advanced AS (UPDATE {table} SET down_chunks_done = {done}"
-            " WHERE version = {version} AND down_chunks_done < {done} RETURNING 1)"
+            " WHERE version = {version} AND down_chunks_done = {before} RETURNING 1)"
         )
         delete = (
             "WITH reverted AS (DELETE FROM {table} WHERE version = {version}"
-            " AND down_chunks_done < {done} RETURNING *),"
+            " AND down_chunks_done = {before} RETURNING *),"
             " advanced AS (INSERT INTO {history} (version, name, hash, content, applied_at,"
             " applied_by, down_name, down_hash, down_content, duration_ms, migrator_version,"
             " note) SELECT version, name, hash, content, finished_at, applied_by, {down_name},"
@@ -302,10 +319,13 @@ class Journal:
             "row_gone": sql.Literal(ROW_GONE + _AT),
         }
 
-        def update(done: int, elapsed_ms: int | None = None) -> str:
+        def update(done: int, before: int, elapsed_ms: int | None = None) -> str:
             head = advance if elapsed_ms is None else delete
             text = sql.SQL(AS_SESSION_USER + "; " + head + check).format(
-                done=sql.Literal(int(done)), ms=sql.Literal(elapsed_ms), **fixed
+                done=sql.Literal(int(done)),
+                before=sql.Literal(int(before)),
+                ms=sql.Literal(elapsed_ms),
+                **fixed,
             )
             return text.as_string(conn)
 

@@ -378,7 +378,7 @@ class PlainReporter:
             return
         if not result.reverted:
             where = f" in {result.schema}" if result.schema else ""
-            self._out(f"nothing to roll back{where}: no file is applied")
+            self._out(f"nothing to roll back{where}")
             return
         chunks = sum(outcome.chunks_run for outcome in result.reverted)
         self._out(

@@ -59,7 +59,11 @@ def _state(file: SqlFile, row: JournalRow | None, top: int | None) -> tuple[File
     if row is not None and row.down_chunks_done is not None:
         at = f"down chunk {row.down_chunks_done + 1} of {len(row.down_chunk_hashes)}"
         reason = _told((row.error or "").split("\n", 1)[0], at)
-        return FileState.REVERTING, f"rollback unfinished, {reason}; migrator rollback resumes it"
+        changed = "; the file changed since it was applied" if row.hash != file.hash else ""
+        return (
+            FileState.REVERTING,
+            f"rollback unfinished, {reason}{changed}; migrator rollback resumes it",
+        )
     if row is None:
         if top is not None and file.version < top:
             return FileState.OUT_OF_ORDER, f"pending, but version {top} is already applied"
@@ -370,12 +374,14 @@ def plan_rollback(
     statuses = [s for s in reversed(assess(schema, files, rows)) if s.row is not None]
     chosen = [s for s in statuses if s.version > to] if to is not None else statuses[: steps or 1]
     unfinished = [s for s in statuses if s.state is FileState.REVERTING]
-    if unfinished and (not chosen or chosen[0] is not unfinished[0]):
+    # Resumed with --steps N, a rollback that stopped after reverting some files would revert
+    # N more than the run that stopped was asked to: finish the file first, then go on.
+    if unfinished and (not chosen or chosen[0] is not unfinished[0] or (steps or 1) > 1):
         where = shown_path(unfinished[0], files)
         raise ConfigError(
             f"the rollback of {where} is unfinished ({unfinished[0].detail}); nothing was reverted",
-            hint=f"Finish it first: migrator rollback {schema} (it is the newest journaled "
-            "file, so without --to or --steps).",
+            hint=f"Finish it first with migrator rollback {schema} (without --steps), then "
+            "revert more; --to VERSION goes on down to a version.",
         )
     by_version = {file.version: file for file in files}
     bad: list[str] = []
@@ -394,6 +400,10 @@ def plan_rollback(
                 f"{where}: {status.detail}: only an applied file can be reverted; finish it "
                 "with migrator migrate, or clear the run with migrator repair"
             )
+            continue
+        if status.state is FileState.REVERTING and status.row.hash != file.hash:
+            drift.append(f"{where}: changed since it was applied, while its rollback is unfinished")
+            kinds.add(FileState.CHANGED)
             continue
         if file.down is None:
             expected = file.name[: -len(".sql")] + ".down.sql"
@@ -416,7 +426,7 @@ def plan_rollback(
             note = "its down file changed since it was applied"
         reversals.append(Reversal(file, row, down, row.down_chunks_done or 0, note))
     if bad:
-        raise BadFile(bad, hint="Nothing was reverted. Add or fix the down files and run again.")
+        raise BadFile(bad, hint="Nothing was reverted. Fix what is listed and run again.")
     if drift:
         raise DriftError(
             "the files to revert disagree with the journal; nothing was reverted",

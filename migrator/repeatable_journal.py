@@ -87,12 +87,6 @@ class RepeatableJournal:
 
     def ensure(self, conn: Connection) -> None:
         """Create the schema (when missing) and the table (when missing)."""
-        if len((self.journal_table + SUFFIX).encode()) > 63:
-            raise ConfigError(
-                f"journal table name {self.journal_table!r} is too long to name its table of "
-                f"repeatable files (PostgreSQL names hold 63 bytes)",
-                hint="Choose a journal table name of at most 52 bytes (journal_table).",
-            )
         with as_session_user(conn):
             found = conn.execute("SELECT to_regclass(%s)", (self.identifier.as_string(conn),))
             if (found.fetchone() or (None,))[0] is not None:

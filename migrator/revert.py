@@ -9,11 +9,14 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from psycopg.errors import UndefinedTable
+
 from migrator import db, planner
 from migrator.engine import (
     BROKEN,
     NO_CHUNK,
     ChunkError,
+    check_journals,
     chunk_transaction,
     describe,
     execute_chunk,
@@ -25,12 +28,13 @@ from migrator.engine import (
     run_autocommit,
 )
 from migrator.errors import MigrationFailed, MigratorError
-from migrator.journal import LOCK_LOST, Journal
+from migrator.journal import HISTORY_SUFFIX, LOCK_LOST, Journal
 from migrator.model import (
     Chunk,
     ChunkKind,
     FileOutcome,
     JournalRow,
+    Plan,
     Reporter,
     Reversal,
     SqlFile,
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from migrator.settings import Settings
 
 Files = Mapping[str, Sequence[SqlFile]]
+_HISTORY_GONE = "the rollback history table is gone: the down file dropped it"
 
 
 def plan(
@@ -50,15 +55,17 @@ def plan(
     table: str,
     steps: int | None,
     to: int | None,
-) -> tuple[str, list[JournalRow], tuple[Reversal, ...]]:
-    """The schema to revert in (the only one given, else the one whose journal has rows; ""
-    when none has), its journal rows, and what to revert, newest first."""
-    rows = {schema: Journal(schema, table).read(conn, brief=True) or [] for schema in files}
-    schema = next(iter(files)) if len(files) == 1 else planner.rollback_schema(rows)
+    schema: str | None = None,
+) -> tuple[str, dict[str, list[JournalRow]], tuple[Reversal, ...]]:
+    """The schema to revert in (`schema`, else the only one, else the one whose journal has
+    rows; "" when none has), every schema's journal rows, and what to revert, newest first."""
+    rows = {name: Journal(name, table).read(conn, brief=True) or [] for name in files}
+    if schema is None:
+        schema = next(iter(files)) if len(files) == 1 else planner.rollback_schema(rows)
     if not schema:
-        return "", [], ()
+        return "", rows, ()
     chosen = planner.plan_rollback(schema, files[schema], rows[schema], steps=steps, to=to)
-    return schema, rows[schema], chosen
+    return schema, rows, chosen
 
 
 def rollback(
@@ -67,6 +74,7 @@ def rollback(
     settings: Settings,
     reporter: Reporter,
     *,
+    schema: str | None = None,
     steps: int | None = None,
     to: int | None = None,
     confirm: Callable[[str, tuple[Reversal, ...]], None] = lambda schema, plan: None,
@@ -74,13 +82,16 @@ def rollback(
     """Under the advisory lock: plan, let `confirm` see the plan, then revert each file;
     MigrationFailed carries in `reverted` the files reverted before the failure."""
     with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
-        schema, rows, reversals = plan(conn, files, settings.journal_table, steps, to)
+        schema, journals, reversals = plan(conn, files, settings.journal_table, steps, to, schema)
         if not reversals:
             return schema, reversals, []
-        confirm(schema, reversals)
         journal = Journal(schema, settings.journal_table)
+        journal.ensure_history(conn)  # before the confirmation: a history it cannot use stops it
+        confirm(schema, reversals)
         journal.ensure(conn)
-        journal.ensure_history(conn)
+        rows = journals[schema]
+        # A down file must leave the other schemas' journals alone; checked after the run.
+        others = {name: found for name, found in journals.items() if name != schema}
         outcomes: list[FileOutcome] = []
         for reversal in reversals:
             try:
@@ -90,9 +101,20 @@ def rollback(
                     stopped.error.reverted = tuple(outcomes)
                 if stopped.in_flight is not None:
                     _check_journal(conn, journal, rows, outcomes, stopped.in_flight)
+                    _check_others(conn, others, settings.journal_table)
                 raise stopped.error from None
         _check_journal(conn, journal, rows, outcomes)
+        _check_others(conn, others, settings.journal_table)
         return schema, reversals, outcomes
+
+
+def _check_others(
+    conn: db.Connection, journals: Mapping[str, list[JournalRow]], table: str
+) -> None:
+    """The other schemas' journals still hold their rows; those a down file emptied or dropped
+    are put back, and the run fails."""
+    plans = [Plan(schema) for schema, rows in journals.items() if rows]
+    check_journals(conn, dict(journals), plans, [], table)
 
 
 def _revert(
@@ -118,21 +140,23 @@ def _revert(
     update = journal.revert_update(conn, file, down.file)
     total = len(down.chunks)
 
-    def record(done: int) -> str:
-        return update(done, ms_since(started) if done >= total else None)
+    def record(done: int, before: int | None = None) -> str:
+        before = done - 1 if before is None else before
+        return update(done, before, ms_since(started) if done >= total else None)
 
     step = reversal.step
+    left = down.chunks[reversal.chunks_done :]
     try:
-        if not down.chunks:  # only comments: the row goes at once
-            with chunk_transaction(conn, NO_CHUNK):
-                conn.execute(record(0), prepare=False)
+        if not left:  # only comments, or every chunk committed: the row goes at once
+            with chunk_transaction(conn, down.chunks[-1] if down.chunks else NO_CHUNK):
+                conn.execute(record(total, reversal.chunks_done), prepare=False)
         elif down.mode is TxMode.SINGLE:
-            reporter.chunks_started(step, down.chunks[0], down.chunks[-1])
+            reporter.chunks_started(step, left[0], left[-1])
             _single(conn, reversal, record, settings, reporter)
-            for chunk in down.chunks:
+            for chunk in left:
                 reporter.chunk_done(step, chunk, None)
         else:
-            for chunk in down.chunks[reversal.chunks_done :]:
+            for chunk in left:
                 chunk_started = time.monotonic()
                 reporter.chunks_started(step, chunk, chunk)
                 if down.mode is TxMode.NONE or chunk.kind is not ChunkKind.TRANSACTIONAL:
@@ -164,17 +188,19 @@ def _chunk(conn: db.Connection, chunk: Chunk, record: Callable[[int], str]) -> N
 def _single(
     conn: db.Connection,
     reversal: Reversal,
-    record: Callable[[int], str],
+    record: Callable[[int, int], str],
     settings: Settings,
     reporter: Reporter,
 ) -> None:
-    chunks = reversal.down.chunks
+    """The down chunks not yet done in one transaction (all of them, unless an earlier run in
+    statement mode committed some before the file became single-transaction)."""
+    chunks, done = reversal.down.chunks, reversal.chunks_done
 
     def run() -> None:
         with chunk_transaction(conn, chunks[-1]):
-            for chunk in chunks:
+            for chunk in chunks[done:]:
                 execute_chunk(conn, chunk)
-            conn.execute(record(len(chunks)), prepare=False)
+            conn.execute(record(len(chunks), done), prepare=False)
 
     retrying(run, reversal.step, settings, reporter)
 
@@ -199,6 +225,15 @@ def _fail(
         where = f"{down.file.path} (chunk {failure.chunk.index} of {len(down.chunks)})"
         return _Stopped(db.connection_lost(where, failure.error), None)
     broken = journal_broken(conn, journal, failure)
+    history = f'"{journal.schema}.{journal.table}{HISTORY_SUFFIX}"'
+    if not broken and isinstance(failure.error, UndefinedTable) and history in str(failure.error):
+        error = describe(down, failure.chunk, None, _HISTORY_GONE, failure.offset)
+        error.hint = (
+            "A down file must not touch migrator's tables. The chunk was rolled back with its "
+            "journal update; the next rollback makes the history again and resumes here."
+        )
+        journal.fail_revert(conn, reversal.file.version, journaled(error))
+        return _Stopped(error, replace(row, down_chunks_done=failure.chunk.index - 1))
     if broken:
         reason, hint = BROKEN[broken]
         error = describe(down, failure.chunk, None, reason, failure.offset)

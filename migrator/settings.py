@@ -53,7 +53,8 @@ _MUST = {
     "env": f"must be one of {', '.join(ENVIRONMENTS)}",
     "lock_timeout": "must be a duration such as 10s, 500ms or 5min, at most 24 days",
     "statement_timeout": "must be a duration such as 10s, 500ms or 5min, at most 24 days",
-    "journal_table": "must be a table name of 1 to 63 bytes",
+    "journal_table": "must be a table name of 1 to 52 bytes (its _repeatable and _history "
+    "tables add up to 11)",
     "seeds_table": "must be a table name of 1 to 63 bytes",
     "lock_retries": "must be a whole number, 0 or more",
     "lock_wait": "must be 0 or more seconds",
@@ -126,7 +127,9 @@ class Settings(BaseSettings):
     @field_validator("journal_table", "seeds_table")
     @classmethod
     def _table_name(cls, value: str, info: ValidationInfo) -> str:
-        if not 0 < len(value.encode("utf-8")) <= 63:  # PostgreSQL would cut a longer name
+        # PostgreSQL would cut a longer name; the journal's sibling tables add a suffix to it.
+        longest = 52 if info.field_name == "journal_table" else 63
+        if not 0 < len(value.encode("utf-8")) <= longest:
             raise ValueError(_MUST[str(info.field_name)])
         return value
 

@@ -376,3 +376,114 @@ def test_a_down_chunk_that_releases_the_lock_is_rolled_back_and_nothing_is_writt
     assert relation(applied, "public.tag") == "tag"
     row = applied.query("SELECT down_chunks_done, error FROM public.__migrations WHERE version = 3")
     assert row == [(0, None)]  # another runner may own the journal: no failure written
+
+
+# Found by a review by reproduction; each failed before its fix.
+
+
+def test_a_down_file_of_comments_only_reverts_at_once(database: Database, tmp_path: Path) -> None:
+    assert cli("new", "public", "thing", "--down").exit_code == 0  # the down is comments only
+    with (tmp_path / "sql/public/0001_thing.sql").open("a") as up:
+        up.write("CREATE TABLE thing (id int);\n")
+    assert cli("migrate", url=database.url).exit_code == 0
+    result = cli("rollback", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.journal() == []
+    assert database.scalar("SELECT count(*) FROM public.__migrations_history") == 1
+
+
+def test_repair_refuses_a_down_file_shorter_than_its_committed_chunks(
+    applied: Database, tmp_path: Path
+) -> None:
+    broken = log("d1") + BREAK + log("d2") + BREAK + "SELECT 1/0;\n" + BREAK + "DROP TABLE tag;\n"
+    write(tmp_path, {"sql/public/0003_tag.down.sql": broken})
+    assert cli("rollback", url=applied.url).exit_code == 1
+    write(tmp_path, {"sql/public/0003_tag.down.sql": "DROP TABLE tag;\n"})
+    repaired = cli("repair", "--reason", "shorter", "--yes", url=applied.url)
+    assert repaired.exit_code == 2
+    assert "now has 1 chunks, but 2 of it committed" in repaired.stderr
+    assert applied.scalar("SELECT down_chunks_done FROM public.__migrations WHERE version = 3") == 2
+
+
+def test_a_rollback_whose_down_chunks_all_committed_deletes_the_row(
+    applied: Database, tmp_path: Path
+) -> None:
+    # A no-transaction down that deletes its own row: put back with every chunk done.
+    hostile = (
+        "-- migrator: no-transaction\nDROP TABLE tag;\n"
+        + BREAK
+        + "DELETE FROM public.__migrations WHERE version = 3;\n"
+    )
+    write(tmp_path, {"sql/public/0003_tag.down.sql": hostile})
+    assert cli("rollback", url=applied.url).exit_code == 1
+    assert applied.scalar("SELECT down_chunks_done FROM public.__migrations WHERE version = 3") == 2
+    again = cli("rollback", url=applied.url)
+    assert again.exit_code == 0, again.output
+    assert [v for v, *_ in applied.journal()] == [1, 2]
+    assert applied.scalar("SELECT count(*) FROM public.__migrations_history") == 1
+
+
+def test_a_down_made_single_transaction_does_not_run_its_committed_chunks_again(
+    applied: Database, tmp_path: Path
+) -> None:
+    broken = log("d1") + BREAK + "SELECT 1/0;\n" + BREAK + "DROP TABLE tag;\n"
+    write(tmp_path, {"sql/public/0003_tag.down.sql": broken})
+    assert cli("rollback", url=applied.url).exit_code == 1
+    single = "-- migrator: single-transaction\n" + broken.replace("SELECT 1/0", "SELECT 1")
+    write(tmp_path, {"sql/public/0003_tag.down.sql": single})
+    assert cli("repair", "--reason", "one transaction", "--yes", url=applied.url).exit_code == 0
+    result = cli("rollback", url=applied.url)
+    assert result.exit_code == 0, result.output
+    assert logged(applied) == ["d1"]
+    assert relation(applied, "public.tag") is None
+
+
+def test_steps_are_refused_while_a_rollback_is_unfinished(
+    applied: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/0002_price.down.sql": "SELECT 1/0;\n"})
+    assert cli("rollback", "--steps", "2", url=applied.url).exit_code == 1  # 3 went, 2 failed
+    write(tmp_path, {"sql/public/0002_price.down.sql": "ALTER TABLE item DROP price;\n"})
+    again = cli("rollback", "--steps", "2", url=applied.url)
+    assert again.exit_code == 2
+    assert "(without --steps)" in again.stderr
+    assert [v for v, *_ in applied.journal()] == [1, 2]
+    assert cli("rollback", url=applied.url).exit_code == 0
+    assert [v for v, *_ in applied.journal()] == [1]
+
+
+def test_baseline_is_refused_while_a_rollback_is_unfinished(
+    applied: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/0003_tag.down.sql": "SELECT 1/0;\n"})
+    assert cli("rollback", url=applied.url).exit_code == 1
+    write(tmp_path, {"sql/public/0004_more.sql": "SELECT 1;\n"})
+    result = cli("baseline", "public", "--version", "4", url=applied.url)
+    assert result.exit_code == 2
+    assert "the rollback of 0003_tag.sql in public is unfinished" in result.stderr
+    assert [v for v, *_ in applied.journal()] == [1, 2, 3]
+
+
+def test_a_history_table_of_another_shape_is_refused_before_anything_runs(
+    applied: Database,
+) -> None:
+    applied.query("CREATE TABLE public.__migrations_history (id int, note text)")
+    result = cli("rollback", url=applied.url)
+    assert result.exit_code == 2
+    assert "rollback history" in result.stderr and "does not have the shape" in result.stderr
+    assert logged(applied) == []
+    assert len(applied.journal()) == 3
+
+
+def test_a_down_file_that_empties_another_schemas_journal_gets_it_put_back(
+    applied: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/other/0001_o.sql": "CREATE TABLE o (x int);\n"})
+    assert cli("migrate", url=applied.url).exit_code == 0
+    hostile = log("down 3") + BREAK + "DELETE FROM other.__migrations;\n" + BREAK
+    write(tmp_path, {"sql/public/0003_tag.down.sql": hostile + "DROP TABLE tag;\n"})
+    result = cli("rollback", "public", url=applied.url)
+    assert result.exit_code == 1
+    assert "removed rows of the journal" in result.stderr
+    assert applied.journal("other") == [(1, "applied", 1, 1)]
+    assert cli("migrate", url=applied.url).exit_code == 0  # nothing runs twice

@@ -502,7 +502,8 @@ def test_an_unreadable_file_is_a_config_error(
     [
         ("MIGRATOR_STATEMENT_TIMEOUT", "30d", "statement_timeout: must be a duration"),
         ("MIGRATOR_LOCK_TIMEOUT", "2147483648", "lock_timeout: must be a duration"),
-        ("MIGRATOR_JOURNAL_TABLE", "", "journal_table: must be a table name of 1 to 63 bytes"),
+        ("MIGRATOR_JOURNAL_TABLE", "", "journal_table: must be a table name of 1 to 52 bytes"),
+        ("MIGRATOR_JOURNAL_TABLE", "j" * 53, "journal_table: must be a table name of 1 to 52"),
         ("MIGRATOR_SEEDS_TABLE", "s" * 64, "seeds_table: must be a table name of 1 to 63 bytes"),
         ("MIGRATOR_LOCK_WAIT", "nan", "lock_wait: must be 0 or more seconds"),
         ("MIGRATOR_WAIT_FOR_DB", "inf", "wait_for_db: must be 0 or more seconds"),
