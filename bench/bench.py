@@ -116,12 +116,13 @@ class Server:
         self.admin = psycopg.connect(url, autocommit=True)
         self.count = 0
 
-    def fresh(self) -> tuple[str, str]:
+    def fresh(self, *, checkpoint: bool = True) -> tuple[str, str]:
         self.count += 1
         name = f"bench_{os.getpid()}_{self.count}"
         self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         self.admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.admin.execute("CHECKPOINT")
+        if checkpoint:
+            self.admin.execute("CHECKPOINT")
         return name, make_conninfo(self.url, dbname=name)
 
     def drop(self, name: str) -> None:
@@ -244,6 +245,56 @@ class Bench:
         peak = max(status.peak_rss, noop.peak_rss, setup.rss_mb)
         self.check(f"peak RSS at {n} files <= {rss_mb:.0f} MB", f"{peak:.1f} MB", peak <= rss_mb)
 
+    def fleet(
+        self, databases: int, n: int, k: int, speedup: float, budget_s: float, rss_mb: float
+    ) -> None:
+        """A fleet of `databases` x n files x k chunks from a targets file: applied with
+        --parallel 1 and (on the same databases, emptied) --parallel 4, then a no-op status."""
+        root, _ = generate(self.work / f"fleet_{n}x{k}", n, k)
+        names, urls = [], []
+        for _ in range(databases):
+            name, url = self.server.fresh(checkpoint=False)
+            names.append(name)
+            urls.append(url)
+        targets = root / "targets.txt"
+        targets.write_text(
+            "".join(f"{name}={url}\n" for name, url in zip(names, urls, strict=True))
+        )
+        command = [*self.migrator, "fleet", "migrate", "--targets", str(targets), "--parallel"]
+        try:
+            one = timed([*command, "1"], root, self.env)
+            for url in urls[:: max(databases // 10, 1)]:
+                verify(url, n)
+            for url in urls:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            self.server.admin.execute("CHECKPOINT")
+            four = timed([*command, "4"], root, self.env)
+            for url in urls:
+                verify(url, n)
+            status = [*self.migrator, "fleet", "status", "--targets", str(targets)]
+            noop = Series([timed(status, root, self.env) for _ in range(3)])
+        finally:
+            for name in names:
+                self.server.drop(name)
+        label = f"fleet of {databases} x {n}x{k}"
+        self.table.append((f"{label}, --parallel 1", "", f"{one.seconds:.2f}", ""))
+        self.table.append((f"{label}, --parallel 4", "", f"{four.seconds:.2f}", ""))
+        self.table.append(
+            (f"no-op fleet status over {databases}", "", f"{noop.median:.2f} ({noop.span})", "")
+        )
+        ratio = one.seconds / four.seconds
+        self.check(
+            f"{label}: --parallel 4 >= {speedup}x --parallel 1", f"{ratio:.2f}x", ratio >= speedup
+        )
+        self.check(
+            f"no-op fleet status over {databases} <= {budget_s:.0f} s",
+            f"{noop.median:.2f} s",
+            noop.median <= budget_s,
+        )
+        peak = max(one.rss_mb, four.rss_mb, noop.peak_rss)
+        self.check(f"fleet peak RSS <= {rss_mb:.0f} MB", f"{peak:.1f} MB", peak <= rss_mb)
+
     def check(self, target: str, measured: str, passed: bool) -> None:
         self.results.append((target, measured, "PASS" if passed else "FAIL", passed))
         print(f"{'PASS' if passed else 'FAIL'}  {target}: {measured}", flush=True)
@@ -270,18 +321,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="Small sets, to try the harness.")
+    parser.add_argument("--only", choices=["fleet"], help="Just this scenario.")
     args = parser.parse_args()
     bench = Bench(args)
     try:
-        if args.quick:
+        if args.only == "fleet":
+            bench.fleet(200, 20, 5, 1.5, 5, 150)
+        elif args.quick:
             bench.apply("apply 20x5", 20, 5, 2, 1.10)
             bench.noop(200, 3, 80)
             bench.status(500, 2, 400, 80)
+            bench.fleet(20, 5, 5, 1.5, 5, 150)
         else:
             bench.apply("apply 200x5", 200, 5, args.rounds, 1.10)
             bench.apply("apply 2000x5", 2000, 5, args.scale_rounds, 1.10)
             bench.noop(2000, 10, 100)
             bench.status(10_000, 5, 400, 80)
+            bench.fleet(200, 20, 5, 1.5, 5, 150)
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
     print()

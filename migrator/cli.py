@@ -38,6 +38,8 @@ class Globals:
     quiet: bool
     verbose: bool
     json: bool
+    db: str | None
+    all_databases: bool
 
 
 _GLOBALS = frozenset(field.name for field in dataclasses.fields(Globals))
@@ -139,9 +141,65 @@ class _Group(TyperGroup):
         return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command, parsing its options first."""
-        with _before_the_command(ctx.meta.get(_ARGS, ()), ctx):
+        """Run the command, parsing its options first; with --all-databases, once per database."""
+        args = ctx.meta.get(_ARGS, ())
+        with _before_the_command(args, ctx):
+            end = args.index("--") if "--" in args else len(args)
+            if "--all-databases" in args[:end]:
+                return _each_database(self, ctx, list(args))
             return super().invoke(ctx)
+
+
+def _each_database(group: TyperGroup, ctx: click.Context, args: list[str]) -> None:
+    """The command line run once per named database (--db NAME in place of --all-databases),
+    in the order written, stopping at the first that fails; with --json, one document that
+    holds each database's."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from migrator.settings import database_names
+
+    json_output = _asks_json(args)
+    given = [arg for arg in args if arg != "--all-databases"]
+    reporter = _early_reporter(args, "")
+    try:
+        names = database_names()
+    except MigratorError as error:
+        reporter.failure(error)
+        reporter.finish(error.exit_code)
+        raise typer.Exit(error.exit_code) from None
+    if not names:
+        empty = UsageError(
+            "--all-databases: pyproject.toml has no [tool.migrator.databases.NAME] tables"
+        )
+        reporter.failure(empty)
+        reporter.finish(empty.exit_code)
+        raise typer.Exit(empty.exit_code)
+    documents, code = [], 0
+    for name in names:
+        if not json_output:
+            sys.stderr.write(f"== database {name} ==\n")
+        captured = io.StringIO()
+        with redirect_stdout(captured) if json_output else _nothing():
+            sub = group.make_context(ctx.info_name, [*given, "--db", name], parent=ctx.parent)
+            try:
+                with sub:
+                    TyperGroup.invoke(group, sub)
+            except typer.Exit as stop:
+                code = stop.exit_code
+        if json_output:
+            documents.append({"database": name, **json.loads(captured.getvalue() or "{}")})
+        if code:
+            break
+    if json_output:
+        sys.stdout.write(json.dumps({"databases": documents, "exit_code": code}, indent=2) + "\n")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 app = typer.Typer(
@@ -199,6 +257,22 @@ def main_options(
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and results.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every chunk.")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="NAME",
+            help="The database of pyproject.toml's [tool.migrator.databases.NAME].",
+        ),
+    ] = None,
+    all_databases: Annotated[
+        bool,
+        typer.Option(
+            "--all-databases",
+            help="Run the command on each of [tool.migrator.databases], in the order written, "
+            "stopping at the first failure.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
@@ -206,7 +280,9 @@ def main_options(
 ) -> None:
     """Global options go before the command or after it (where they win): migrator migrate
     --database-url URL."""
-    ctx.obj = Globals(database_url, sql_dir, seeds_dir, env, wait_for_db, quiet, verbose, json)
+    ctx.obj = Globals(
+        database_url, sql_dir, seeds_dir, env, wait_for_db, quiet, verbose, json, db, all_databases
+    )
 
 
 Schemas = Annotated[
@@ -226,6 +302,13 @@ Confirm = Annotated[
 
 class AdoptFrom(enum.StrEnum):
     drizzle = "drizzle"
+
+
+class FleetCommand(enum.StrEnum):
+    migrate = "migrate"
+    status = "status"
+    validate = "validate"
+    seed = "seed"
 
 
 DryRun = Annotated[
@@ -267,6 +350,7 @@ def _flags(ctx: typer.Context) -> dict[str, object]:
         "seeds_dir": options.seeds_dir,
         "env": options.env,
         "wait_for_db": options.wait_for_db,
+        "database": options.db,
     }
 
 
@@ -580,6 +664,82 @@ def new(
             reporter=reporter,
         )
         reporter.show(result)
+
+
+@app.command()
+def fleet(
+    ctx: typer.Context,
+    command: Annotated[FleetCommand, typer.Argument(help="What to run on every target.")],
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            "--targets",
+            metavar="FILE",
+            help="One target per line: a URL, or NAME=URL; # comments; ${VAR} from the "
+            "environment.",
+        ),
+    ] = None,
+    targets_query: Annotated[
+        str | None,
+        typer.Option(
+            "--targets-query",
+            metavar="SQL",
+            help="A query on the configured database whose rows are database names (on its "
+            "server) or URLs.",
+        ),
+    ] = None,
+    tenant_schemas: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant-schemas",
+            metavar="SQL",
+            help="A query on the configured database whose rows are schemas, each given the "
+            "tenant_template folder's files with a journal of its own.",
+        ),
+    ] = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", metavar="N", help="Targets at a time.")
+    ] = 4,
+    canary: Annotated[
+        int,
+        typer.Option(
+            "--canary", metavar="K", help="Run the first K targets alone first; stop if one fails."
+        ),
+    ] = 0,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="After a failure, go on with the other targets.")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", metavar="I/N", help="Only share I of N of the targets."),
+    ] = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm", metavar="N", help="In production: the number of targets, confirmed."
+        ),
+    ] = None,
+) -> None:
+    """Run migrate, status, validate or seed on many databases or tenant schemas, in parallel."""
+    from migrator import commands
+    from migrator.fleets import raise_for
+
+    with _run(ctx, "fleet") as (settings, reporter):
+        result = commands.fleet(
+            settings,
+            reporter=reporter,
+            command=command.value,
+            targets_file=targets,
+            targets_query=targets_query,
+            tenant_schemas=tenant_schemas,
+            parallel=parallel,
+            canary=canary,
+            keep_going=keep_going,
+            shard=shard,
+            confirm=confirm,
+        )
+        reporter.show(result)
+        raise_for(result)
 
 
 # goose and golang-migrate call it create: found either way, listed once.

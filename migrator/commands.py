@@ -19,6 +19,7 @@ from migrator.model import (
     FileOutcome,
     FileState,
     FileStatus,
+    FleetResult,
     MigrateResult,
     Migration,
     NewResult,
@@ -60,18 +61,20 @@ def migrate(
     allow_out_of_order: bool = False,
     dry_run: bool = False,
     confirm: str | None = None,
+    tenant: str | None = None,
     **values: Any,
 ) -> MigrateResult:
     """Apply every pending migration of the selected schemas (all by default), resuming failed
     ones; MigrationFailed carries what this run applied before the failure. `dry_run` plans
-    and changes nothing; `confirm` names the database in production."""
-    from migrator import engine
+    and changes nothing; `confirm` names the database in production; `tenant` applies the
+    tenant template folder to that schema instead."""
+    from migrator import db, engine
 
     settings, reporter = _setup(settings, reporter, values)
     if force and only is None:
         raise ConfigError("--force goes with --only: name the migration to run again")
     scope = Scope(to, only, force, allow_out_of_order, settings.require_down)
-    files, repeatables = _project(settings, select)
+    files, repeatables = _project(settings, select, tenant)
     unlisted = _warn_unlisted(settings, reporter, files)
     if not dry_run:
         _writing(settings)
@@ -93,9 +96,11 @@ def migrate(
             _confirm(settings, conn, reporter, confirm, preview)
             started = time.monotonic()  # the total leaves out the time at the prompt
 
+        # A tenant schema has a lock of its own: the tenants of a database migrate in parallel.
+        key = db.tenant_lock_key(tenant) if tenant else db.LOCK_KEY
         try:
             plans, outcomes = engine.migrate(
-                conn, files, settings, scope, reporter, check, repeatables
+                conn, files, settings, scope, reporter, check, repeatables, key
             )
         except MigrationFailed as error:
             error.pending = _migrated(target, files, planned, error.applied, (), 0).pending
@@ -156,14 +161,17 @@ def status(
     *,
     reporter: Reporter | None = None,
     select: Sequence[str] = (),
+    tenant: str | None = None,
     **values: Any,
 ) -> StatusResult:
-    """Every migration file and journal row of the selected schemas with its state, the drift
-    diffs, and (with no schema selected) every seed process; reads, never locks or writes."""
+    """Every migration file and journal row of the selected schemas (or of a `tenant` schema)
+    with its state, the drift diffs, and (with no schema selected) every seed process; reads,
+    never locks or writes."""
     from migrator import seed_journal, seeds
 
     settings, reporter = _setup(settings, reporter, values)
-    files, repeatables = _project(settings, select)
+    files, repeatables = _project(settings, select, tenant)
+    select = select or ((tenant,) if tenant else ())  # a tenant's status leaves out the seeds
     seed_files = [] if select else seeds.discover(settings.seeds_dir)
     with _session(settings, reporter) as conn:
         statuses = _assess(conn, files, settings.journal_table)
@@ -182,14 +190,15 @@ def validate(
     *,
     reporter: Reporter | None = None,
     select: Sequence[str] = (),
+    tenant: str | None = None,
     **values: Any,
 ) -> ValidateResult:
-    """Every file parses and the applied ones match the journal; BadFile or DriftError (after
-    reporting each diff) otherwise."""
+    """Every file parses and the applied ones match the journal (of a `tenant` schema: the
+    template's files); BadFile or DriftError (after reporting each diff) otherwise."""
     from migrator import planner, sqlfile
 
     settings, reporter = _setup(settings, reporter, values)
-    files, repeatables = _project(settings, select)
+    files, repeatables = _project(settings, select, tenant)
     unlisted = _warn_unlisted(settings, reporter, files)
     problems: list[str] = []
     parsed: dict[str, Migration] = {}
@@ -494,6 +503,64 @@ def new(
     return NewResult(discovery.display(path), discovery.display(down_path) if down_path else "")
 
 
+def fleet(
+    settings: Settings | None = None,
+    *,
+    command: str = "migrate",
+    targets: Sequence[str] = (),
+    targets_file: str | os.PathLike[str] | None = None,
+    targets_query: str | None = None,
+    tenant_schemas: str | None = None,
+    parallel: int = 4,
+    canary: int = 0,
+    keep_going: bool = False,
+    shard: str | None = None,
+    confirm: str | None = None,
+    reporter: Reporter | None = None,
+    **values: Any,
+) -> FleetResult:
+    """Run `command` (migrate, status, validate or seed) on every target, `parallel` at a
+    time, each with its own connection and lock: databases (URLs given, or from a targets
+    file, or a query's rows) or tenant schemas (a query's rows) of the configured database.
+    `canary` targets run first, alone; no new target starts after a failure unless
+    `keep_going`; `shard` "I/N" takes a share. In production the fleet is confirmed once, with
+    the number of targets. Every target's outcome; nothing raised for a target's failure."""
+    from migrator import fleets
+
+    settings, reporter = _setup(settings, reporter, values)
+    if command not in fleets.COMMANDS:
+        raise ConfigError(
+            f"fleet {command}: not a fleet command", hint=f"One of {', '.join(fleets.COMMANDS)}."
+        )
+    if parallel < 1 or canary < 0:
+        raise ConfigError("--parallel takes 1 or more, --canary 0 or more")
+    if tenant_schemas is not None and command == "seed":
+        raise ConfigError(
+            "fleet seed --tenant-schemas: seeds run once per database, not per schema",
+            hint="Run migrator seed on the database, or fleet seed over --targets.",
+        )
+    writes = command in ("migrate", "seed")
+    if writes:
+        _writing(settings)
+    chosen = _fleet_targets(
+        settings, reporter, targets, targets_file, targets_query, tenant_schemas
+    )
+    if shard is not None:
+        chosen = fleets.shard(chosen, *fleets.parse_shard(shard))
+    options = fleets.Options(parallel, canary, keep_going)
+    if writes and settings.env == "production" and chosen:
+        preview = fleets.run(
+            chosen, settings, _FLEET_PREVIEW[command], fleets.Options(parallel), SilentReporter()
+        )
+        lines = [
+            f"  {o.target}: {o.left} to run" if o.state == "done" else f"  {o.target}: {o.error}"
+            for o in preview.outcomes
+        ]
+        reporter.review([f"{command} on {len(chosen)} targets:", *lines])
+        _confirm_fleet(reporter, confirm, len(chosen))
+    return fleets.run(chosen, settings, _FLEET_RUNNERS[command], options, reporter)
+
+
 def config(**values: Any) -> ConfigResult:
     """Every setting, its value (the password masked) and where it came from."""
     from migrator import settings
@@ -502,6 +569,108 @@ def config(**values: Any) -> ConfigResult:
 
 
 # What the commands share.
+
+
+def _fleet_targets(
+    settings: Settings,
+    reporter: Reporter,
+    given: Sequence[str],
+    targets_file: str | os.PathLike[str] | None,
+    targets_query: str | None,
+    tenant_schemas: str | None,
+) -> list[Any]:
+    """The fleet's targets, from exactly one of the ways of naming them."""
+    from pathlib import Path
+
+    from migrator import fleets
+    from migrator.settings import conninfo as configured
+
+    ways = [way for way in (given, targets_file, targets_query, tenant_schemas) if way]
+    if len(ways) != 1:
+        raise ConfigError(
+            "a fleet needs its targets, one way: --targets FILE, --targets-query SQL or "
+            "--tenant-schemas SQL"
+        )
+    if given:
+        return fleets.parse_targets("\n".join(_names(given)), os.environ, "targets")
+    if targets_file is not None:
+        path = Path(targets_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--targets {path}: cannot read it ({exc})") from None
+        return fleets.parse_targets(text, os.environ, str(path))
+    query = targets_query or tenant_schemas or ""
+    with _session(settings, reporter) as conn:
+        rows = [str(row[0]) for row in conn.execute(query) if row and row[0] is not None]
+        base = configured(settings)
+        dsn = base.text if base is not None else conn.info.dsn
+    if tenant_schemas:
+        return fleets.schema_targets(rows)
+    return fleets.database_targets(rows, dsn)
+
+
+def _confirm_fleet(reporter: Reporter, confirm: str | None, count: int) -> None:
+    """The number of targets, given (`confirm`, CONFIRM_PROD) or typed; Refused otherwise."""
+    from migrator.errors import Refused
+
+    given = confirm if confirm is not None else os.environ.get("CONFIRM_PROD")
+    if given is None:
+        given = reporter.ask(f"Type the number of targets ({count}) to go ahead")
+    if given is None:
+        raise Refused(
+            f"production: nothing was changed, because nobody confirmed the {count} targets",
+            hint=f"Pass --confirm {count} or set CONFIRM_PROD={count} (there is no terminal).",
+        )
+    if given.strip() != str(count):
+        raise Refused(
+            f"production: '{given.strip()}' is not the number of targets ({count}); nothing "
+            "was changed"
+        )
+
+
+def _fleet_migrate(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    from migrator.guard import Confirmed
+
+    result = migrate(settings, reporter=reporter, tenant=target.schema or None, confirm=Confirmed())
+    return len(result.pending), f"{len(result.applied)} applied, {len(result.pending)} left"
+
+
+def _fleet_preview(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    result = migrate(settings, reporter=reporter, tenant=target.schema or None, dry_run=True)
+    due = sum(len(plan.steps) + len(plan.repeatables) for plan in result.plans)
+    return due, ""
+
+
+def _fleet_status(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    result = status(settings, reporter=reporter, tenant=target.schema or None)
+    return len(result.open_work), f"{len(result.open_work)} pending, failed or drifted"
+
+
+def _fleet_validate(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    result = validate(settings, reporter=reporter, tenant=target.schema or None)
+    return 0, f"{result.files} files match"
+
+
+def _fleet_seed(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    from migrator.guard import Confirmed
+
+    result = seed(settings, reporter=reporter, confirm=Confirmed())
+    ran = sum(outcome.action == "ran" for outcome in result.outcomes)
+    return 0, f"{ran} processes ran"
+
+
+def _seed_preview(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:
+    return len(seed(settings, reporter=reporter, dry_run=True).plan), ""
+
+
+_FLEET_RUNNERS = {
+    "migrate": _fleet_migrate,
+    "status": _fleet_status,
+    "validate": _fleet_validate,
+    "seed": _fleet_seed,
+}
+_FLEET_PREVIEW = {"migrate": _fleet_preview, "seed": _seed_preview}
 
 
 def _setup(
@@ -567,20 +736,31 @@ def _target(conn: Connection) -> str:
 
 
 def _files(settings: Settings, select: Sequence[str]) -> dict[str, tuple[SqlFile, ...]]:
-    from migrator import discovery
-
-    available = discovery.find_schemas(settings.sql_dir, settings.schemas)
-    chosen = discovery.select_schemas(available, _names(select))
-    return discovery.load(settings.sql_dir, chosen)
+    return _project(settings, select)[0]
 
 
 def _project(
-    settings: Settings, select: Sequence[str]
+    settings: Settings, select: Sequence[str], tenant: str | None = None
 ) -> tuple[dict[str, tuple[SqlFile, ...]], dict[str, tuple[SqlFile, ...]]]:
-    """The versioned and the repeatable files of the selected schemas."""
+    """The versioned and the repeatable files of the selected schemas (never the tenant
+    template folder); with `tenant`, the template's files, to run in schema `tenant`."""
     from migrator import discovery
 
     available = discovery.find_schemas(settings.sql_dir, settings.schemas)
+    template = settings.tenant_template
+    if tenant is not None:
+        if template is None or template not in available:
+            raise ConfigError(
+                f"no tenant template folder {settings.sql_dir}/{template or '<tenant_template>'}",
+                hint="Set tenant_template (MIGRATOR_TENANT_TEMPLATE, or in pyproject.toml) to "
+                "the folder under sql_dir whose files each tenant schema gets.",
+            )
+        versioned, repeatables = discovery.load_project(settings.sql_dir, [template])
+        return (
+            {tenant: discovery.for_schema(versioned[template], tenant)},
+            {tenant: discovery.for_schema(repeatables[template], tenant)},
+        )
+    available = [name for name in available if name != template]
     chosen = discovery.select_schemas(available, _names(select))
     return discovery.load_project(settings.sql_dir, chosen)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,13 +20,27 @@ from migrator.model import LockHolder, ServerMessage
 # One documented key per database: the eight bytes "migrator", big-endian, as a bigint
 # (7883946363647717234); other tools can coordinate with migrator by taking it.
 LOCK_KEY = int.from_bytes(b"migrator", "big")
-# True while this session still holds the lock: advisory_lock takes it twice, so giving one
-# hold back and taking it again never lets go of it; a migration that released it leaves
-# nothing to give back.
-HOLDS_LOCK = (
-    f"CASE WHEN pg_catalog.pg_advisory_unlock({LOCK_KEY})"
-    f" THEN pg_catalog.pg_try_advisory_lock({LOCK_KEY}) ELSE false END"
-)
+_HELD: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
+
+
+def tenant_lock_key(schema: str) -> int:
+    """The advisory lock key of a tenant schema: its own, so that the tenants of a database
+    migrate in parallel (a signed bigint from a hash of the schema's name)."""
+    digest = hashlib.sha256(f"migrator tenant {schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def holds_lock(conn: Connection) -> str:
+    """SQL that is true while this session still holds the lock it took (advisory_lock takes
+    it twice, so giving one hold back and taking it again never lets go of it; a migration
+    that released it leaves nothing to give back)."""
+    key = int(_HELD.get(conn, LOCK_KEY))
+    return (
+        f"CASE WHEN pg_catalog.pg_advisory_unlock({key})"
+        f" THEN pg_catalog.pg_try_advisory_lock({key}) ELSE false END"
+    )
+
+
 # For a write of the runner's own inside a transaction: as the user who connected, whatever
 # role or session user a migration set (SET LOCAL reverts at commit to what it set).
 AS_SESSION_USER = "SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE"
@@ -255,15 +271,16 @@ def set_lock_timeout(conn: Connection, value: str) -> None:
     conn.execute(sql.SQL("SET lock_timeout TO {}").format(sql.Literal(value)))
 
 
-def lock_holder(conn: Connection) -> LockHolder | None:
-    """The session holding the runner's advisory lock in this database, if any."""
+def lock_holder(conn: Connection, key: int = LOCK_KEY) -> LockHolder | None:
+    """The session holding the runner's advisory lock (`key`) in this database, if any."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF  # pg_locks shows a bigint key as two unsigned halves
     row = conn.execute(
         "SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.query, '')"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND l.classid::bigint = %s AND l.objid::bigint = %s",
-        (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
+        (unsigned >> 32, unsigned & 0xFFFFFFFF),
     ).fetchone()
     if row is None:
         return None
@@ -273,13 +290,17 @@ def lock_holder(conn: Connection) -> LockHolder | None:
 
 @contextmanager
 def advisory_lock(
-    conn: Connection, wait: float, on_wait: Callable[[LockHolder | None], None]
+    conn: Connection,
+    wait: float,
+    on_wait: Callable[[LockHolder | None], None],
+    key: int = LOCK_KEY,
 ) -> Iterator[None]:
-    """Hold the session advisory lock, polling for up to `wait` seconds; LockNotAcquired after."""
+    """Hold the session advisory lock `key`, polling for up to `wait` seconds; LockNotAcquired
+    after."""
     deadline = time.monotonic() + wait
     shown: tuple[object, ...] | None = None
-    while conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone() != (True,):
-        holder = lock_holder(conn)
+    while conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() != (True,):
+        holder = lock_holder(conn, key)
         if holder is not None and (holder.pid, holder.since) != shown:
             on_wait(holder)
             shown = (holder.pid, holder.since)
@@ -291,11 +312,13 @@ def advisory_lock(
                 hint="Wait for that run to finish, or raise lock_wait (MIGRATOR_LOCK_WAIT).",
             )
         time.sleep(min(LOCK_POLL_SECONDS, remaining))
-    # A second hold, for HOLDS_LOCK to give back and take again.
-    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    # A second hold, for holds_lock to give back and take again.
+    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    _HELD[conn] = key
     try:
         yield
     finally:
+        _HELD.pop(conn, None)
         if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             # Both holds, or what a migration left of them, without a warning for a missing one.
             conn.execute("SELECT pg_advisory_unlock_all()")

@@ -290,6 +290,18 @@ def unlisted(sql_dir: Path, schema: str, files: Sequence[SqlFile]) -> list[str]:
     )
 
 
+def for_schema(files: Sequence[SqlFile], schema: str) -> tuple[SqlFile, ...]:
+    """A template folder's files, to run in `schema` (their paths stay the template's)."""
+    return tuple(
+        dataclasses.replace(
+            file,
+            schema=schema,
+            down=dataclasses.replace(file.down, schema=schema) if file.down else None,
+        )
+        for file in files
+    )
+
+
 def load(sql_dir: Path, schemas: list[str]) -> dict[str, tuple[SqlFile, ...]]:
     """The versioned files of every schema; one BadFile naming every problem in all of them."""
     return load_project(sql_dir, schemas)[0]

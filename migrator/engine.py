@@ -79,11 +79,12 @@ def migrate(
     reporter: Reporter,
     confirm: Callable[[list[Plan]], None] = lambda plans: None,
     repeatables: Mapping[str, Sequence[SqlFile]] | None = None,
+    lock_key: int = db.LOCK_KEY,
 ) -> tuple[list[Plan], list[FileOutcome]]:
     """Under the advisory lock: plan every schema, let `confirm` see the plans, then apply
     each schema's steps and then its due repeatable files; MigrationFailed carries the
     outcomes of the files applied before the failure."""
-    with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting):
+    with db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting, lock_key):
         journals = read_journals(conn, files, settings.journal_table)
         repeatable_rows = read_repeatables(conn, repeatables or {}, settings.journal_table)
         plans = plan(files, journals, scope, repeatables, repeatable_rows)

@@ -53,6 +53,12 @@ class MigrationFailed(MigratorError):
         self.pending: tuple[FileStatus, ...] = ()  # the failed file and those after it
 
 
+class FleetFailed(MigratorError):
+    """Targets of a fleet failed; the others' outcomes are in the result."""
+
+    exit_code = 1
+
+
 class SeedFailed(MigratorError):
     """A seed process or hook failed; its writes were rolled back and FAIL recorded."""
 

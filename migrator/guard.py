@@ -33,6 +33,12 @@ def check_development(env: str, command: str) -> None:
         )
 
 
+class Confirmed(str):
+    """A confirmation given once for many targets (a fleet's), standing for each one's."""
+
+    __slots__ = ()
+
+
 def confirmation(
     env: str,
     dbname: str,
@@ -44,7 +50,7 @@ def confirmation(
 ) -> Decision:
     """Whether a change may go ahead: in production, or always for `command` (reset), only
     once the database's name is given or typed; Refused when nobody can confirm it."""
-    if env != "production" and not command:
+    if (env != "production" and not command) or isinstance(confirm, Confirmed):
         return Decision.PROCEED
     given = confirm if confirm is not None else confirm_env
     if given is not None:

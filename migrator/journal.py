@@ -19,7 +19,7 @@ from psycopg.pq import Escaping
 from psycopg.rows import dict_row
 
 from migrator import __version__
-from migrator.db import AS_SESSION_USER, HOLDS_LOCK, Connection, schema_exists
+from migrator.db import AS_SESSION_USER, Connection, holds_lock, schema_exists
 from migrator.errors import ConfigError
 from migrator.model import JournalRow, Migration, RowStatus, SqlFile
 
@@ -304,7 +304,7 @@ class Journal:
             " {down_hash}, {down_content}, {ms}, {migrator}, note FROM reverted RETURNING 1)"
         )
         check = (
-            " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost} || {done}"
+            " SELECT CAST(CASE WHEN NOT " + holds_lock(conn) + " THEN {lock_lost} || {done}"
             " ELSE coalesce((SELECT '0' FROM advanced), {row_gone} || {done}) END AS bigint)"
         )
         fixed = {
@@ -641,7 +641,7 @@ _ADVANCE = (
     " finished_at = CASE WHEN {done} >= chunks_total THEN clock_timestamp() END,"
     " duration_ms = " + _ELAPSED + " WHERE version = {version} AND chunks_done < {done}"
     " RETURNING duration_ms)"
-    " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost} || {done}"
+    " SELECT CAST(CASE WHEN NOT {holds} THEN {lock_lost} || {done}"
     " ELSE coalesce((SELECT duration_ms::text FROM advanced), {row_gone} || {done}) END"
     " AS bigint)"
     " AS {elapsed}"
@@ -661,8 +661,9 @@ _AT = " at chunk "
 _REFUSAL = re.compile(f'"({re.escape(LOCK_LOST)}|{re.escape(ROW_GONE)}){_AT}([0-9]+)"')
 
 
-def _advance(journal: Journal, done: str, version: str) -> sql.Composed:
+def _advance(journal: Journal, done: str, version: str, holds: str) -> sql.Composed:
     return sql.SQL(_ADVANCE).format(
+        holds=sql.SQL(holds),
         table=journal.identifier,
         done=sql.SQL(done),
         version=sql.SQL(version),
@@ -705,7 +706,7 @@ class Writer:
         prepared = self.known[journal] = Prepared(
             f"migrator_journal_start_{number}",
             f"migrator_journal_advance_{number}",
-            _advance(journal, _DONE, _VERSION).as_string(conn),
+            _advance(journal, _DONE, _VERSION, holds_lock(conn)).as_string(conn),
         )
         text = sql.SQL(
             "PREPARE {start} (" + _START_TYPES + ") AS " + _START + "; "
@@ -715,7 +716,7 @@ class Writer:
             start=sql.Identifier(prepared.start),
             advance=sql.Identifier(prepared.advance),
             table=journal.identifier,
-            update=_advance(journal, "$2", "$1"),
+            update=_advance(journal, "$2", "$1", holds_lock(conn)),
         ).as_string(conn)
 
     def lost(self, error: BaseException | None) -> bool:

@@ -382,6 +382,18 @@ class Reporter(Protocol):
         """A seed process (or its clean function) is about to run."""
         return None
 
+    def target_started(self, name: str) -> None:
+        """A fleet's target starts (its own connection, lock and command)."""
+        return None
+
+    def target_progress(self, name: str, applied: int) -> None:
+        """A fleet's target has applied one more file."""
+        return None
+
+    def target_done(self, outcome: TargetOutcome) -> None:
+        """A fleet's target is done, failed, or was stopped."""
+        return None
+
     def seed_retry(self, name: str, attempt: int, delay: float) -> None:
         """A seed process hit lock_timeout, was rolled back, and runs again after `delay`."""
         return None
@@ -551,6 +563,28 @@ class NewResult:
 
     path: str
     down: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutcome:
+    """What a fleet's command did on one target."""
+
+    target: str  # its name: name= in the targets file, the database, the tenant schema
+    state: str  # done, failed, locked (its lock wait timed out), skipped, interrupted
+    applied: int = 0  # files (seed processes, for seed) this run applied there
+    left: int = 0  # what is left to do there: migrate's pending files, status's open work
+    duration_ms: int = 0
+    error: str = ""
+    exit_code: int = 0  # what the command alone would have exited with
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetResult:
+    """Every target's outcome, in the order of the target list."""
+
+    outcomes: tuple[TargetOutcome, ...]
+    interrupted: bool = False  # Ctrl-C stopped the fleet
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from migrator.model import (
     Drift,
     FileOutcome,
     FileStatus,
+    FleetResult,
     LockHolder,
     MigrateResult,
     Migration,
@@ -52,6 +53,7 @@ from migrator.model import (
     ServerMessage,
     StatusResult,
     Step,
+    TargetOutcome,
     TxMode,
     ValidateResult,
 )
@@ -90,6 +92,7 @@ LISTS = {
     "adopt": ("adopted",),
     "reset": ("reset", "applied", "pending", "unlisted"),
     "config": ("settings",),
+    "fleet": ("targets",),
 }
 
 
@@ -261,6 +264,26 @@ class PlainReporter:
         if outcome.detail:
             reason = f" (already SUCCESS; {outcome.detail})"
         self.info(f"{outcome.action} {outcome.name}{reason}{took}")
+
+    def target_started(self, name: str) -> None:
+        """A fleet's target starts (shown with -v)."""
+        if self.verbose:
+            self.info(f"{name}: started")
+
+    def target_progress(self, name: str, applied: int) -> None:
+        """A fleet's target applied one more file (the terminal's table counts them)."""
+
+    def target_done(self, outcome: TargetOutcome) -> None:
+        """A line per target: its state, what it did, its error."""
+        line = f"{outcome.target}: {outcome.state}"
+        if outcome.state == "done":
+            line += f" ({outcome.detail}) {_duration(outcome.duration_ms)}"
+        elif outcome.error:
+            line += f": {outcome.error}"
+        if outcome.state in ("failed", "locked"):
+            self.notice(line)
+        else:
+            self.info(line)
 
     def drift(self, drift: Drift) -> None:
         """How an applied file differs from the text the journal keeps."""
@@ -530,6 +553,25 @@ class PlainReporter:
         if result.down:
             self._out(f"created {result.down}")
 
+    def _fleeted(self, result: FleetResult) -> None:
+        from migrator.fleets import describe
+
+        rows = [
+            (
+                outcome.target,
+                outcome.state,
+                str(outcome.applied),
+                str(outcome.left),
+                _duration(outcome.duration_ms),
+                outcome.error or outcome.detail,
+            )
+            for outcome in result.outcomes
+        ]
+        headers = ("target", "state", "applied", "left", "took", "detail")
+        self._table(f"fleet of {_plural(len(rows), 'target')}", headers, rows, 1)
+        stopped = "; stopped by Ctrl-C" if result.interrupted else ""
+        self._out(f"{describe(result.outcomes)}{stopped}")
+
     def _configured(self, result: ConfigResult) -> None:
         rows = [(row.name, row.value, row.source) for row in result.settings]
         self._table("settings", ("setting", "value", "from"), rows, -1)
@@ -547,6 +589,7 @@ _RENDER: dict[type, Callable[[Any, Any], None]] = {
     ResetResult: PlainReporter._reset,
     NewResult: PlainReporter._created,
     ConfigResult: PlainReporter._configured,
+    FleetResult: PlainReporter._fleeted,
 }
 
 
@@ -592,6 +635,27 @@ class _Progress:
         return f"{self.verb} {self.path}{at}  {elapsed:.1f} s"
 
 
+class _Board:
+    """The live table of a fleet: the targets running, and how many are in each state."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, tuple[float, int]] = {}  # name: (started, files applied)
+        self.counts: dict[str, int] = {}
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, title_justify="left")
+        for header in ("target", "state", "applied", "time"):
+            table.add_column(header)
+        now = time.monotonic()
+        for name, (started, applied) in list(self.running.items())[:20]:
+            table.add_row(name, "running", str(applied), f"{now - started:.1f} s")
+        done = ", ".join(f"{count} {state}" for state, count in list(self.counts.items()))
+        table.caption = f"{len(self.running)} running" + (f"; {done}" if done else "")
+        return table
+
+
 class TerminalReporter(PlainReporter):
     """rich on a terminal: a live line for the file being applied, tables, panels."""
 
@@ -599,6 +663,7 @@ class TerminalReporter(PlainReporter):
         super().__init__(quiet=quiet, verbose=verbose)
         self.live: Live | None = None
         self.progress: _Progress | None = None
+        self.board: _Board | None = None
 
     @cached_property
     def out(self) -> Console:
@@ -709,6 +774,31 @@ class TerminalReporter(PlainReporter):
         self._stop()
         super().file_done(outcome)
 
+    def target_started(self, name: str) -> None:
+        """The fleet's live table gains the target (on a terminal)."""
+        if self.quiet or not self.err.is_terminal:
+            super().target_started(name)
+            return
+        if self.board is None:
+            from rich.live import Live
+
+            self.board = _Board()
+            self.live = Live(self.board, console=self.err, transient=True, refresh_per_second=4)
+            self.live.start()
+        self.board.running[name] = (time.monotonic(), 0)
+
+    def target_progress(self, name: str, applied: int) -> None:
+        """The target's count of files applied, in the live table."""
+        if self.board is not None and name in self.board.running:
+            self.board.running[name] = (self.board.running[name][0], applied)
+
+    def target_done(self, outcome: TargetOutcome) -> None:
+        """The target leaves the live table for a line above it, and the totals count it."""
+        if self.board is not None:
+            self.board.running.pop(outcome.target, None)
+            self.board.counts[outcome.state] = self.board.counts.get(outcome.state, 0) + 1
+        super().target_done(outcome)
+
     def finish(self, exit_code: int) -> None:
         """Stop the live line, whatever happened."""
         self._stop()
@@ -717,6 +807,7 @@ class TerminalReporter(PlainReporter):
         if self.live is not None:
             self.live.stop()
             self.live = self.progress = None
+            self.board = None
 
 
 class JsonReporter(PlainReporter):
@@ -751,6 +842,12 @@ class JsonReporter(PlainReporter):
         super().file_done(outcome)
         if "applied" in self.document:
             self.document["applied"].append(_value(outcome))
+
+    def target_done(self, outcome: TargetOutcome) -> None:
+        """Kept for `targets`, which the document holds when the fleet is stopped too."""
+        super().target_done(outcome)
+        if "targets" in self.document:
+            self.document["targets"].append(_value(outcome))
 
     def file_reverted(self, outcome: FileOutcome) -> None:
         """Kept for `reverted`, which the document holds on failure too."""
@@ -985,4 +1082,12 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     },
     NewResult: lambda result: {"created": result.path, "down": result.down or None},
     ConfigResult: lambda result: {"settings": [asdict(row) for row in result.settings]},
+    FleetResult: lambda result: {
+        "targets": [_value(outcome) for outcome in result.outcomes],
+        "summary": {
+            state: sum(o.state == state for o in result.outcomes)
+            for state in dict.fromkeys(o.state for o in result.outcomes)
+        },
+        "interrupted": result.interrupted,
+    },
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from migrator import __version__
-from migrator.db import AS_SESSION_USER, HOLDS_LOCK, Connection, schema_exists
+from migrator.db import AS_SESSION_USER, Connection, holds_lock, schema_exists
 from migrator.errors import ConfigError
 from migrator.journal import LOCK_LOST, as_session_user, check_shape
 from migrator.model import RepeatableRow, SqlFile
@@ -125,7 +125,7 @@ class RepeatableJournal:
             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
             " duration_ms = excluded.duration_ms, applied_by = current_user,"
             " migrator_version = excluded.migrator_version;"
-            " SELECT CAST(CASE WHEN NOT " + HOLDS_LOCK + " THEN {lock_lost} END AS bigint)"
+            " SELECT CAST(CASE WHEN NOT " + holds_lock(conn) + " THEN {lock_lost} END AS bigint)"
         ).format(
             table=self.identifier,
             name=sql.Literal(file.name),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrator.db import HOLDS_LOCK, Connection
+from migrator import db
+from migrator.db import Connection
 from migrator.errors import ConfigError
 from migrator.journal import as_session_user, check_shape
 from migrator.model import SeedFile, SeedRow, SeedStatus
@@ -109,7 +110,7 @@ def record(
 
 def holds_lock(conn: Connection) -> bool:
     """True while the session still holds the runner's advisory lock."""
-    row = conn.execute("SELECT " + HOLDS_LOCK).fetchone()
+    row = conn.execute("SELECT " + db.holds_lock(conn)).fetchone()
     return bool(row and row[0])
 
 

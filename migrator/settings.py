@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     require_run_mode: bool = False
     require_down: bool = False  # migrate refuses pending files that have no .down.sql
     wait_for_db: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # The folder under sql_dir applied to each tenant schema of a fleet (not a schema itself).
+    tenant_template: str | None = None
+    # [tool.migrator.databases.<name>]: url_env (or url) and any other setting, for --db NAME.
+    databases: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:
         """Settings from `values` on top of the other sources; ConfigError names each bad one."""
@@ -289,15 +293,71 @@ def _invalid(error: ValidationError, origins: dict[str, str]) -> ConfigError:
 
 
 def load(**flags: Any) -> Settings:
-    """Settings with the given flags on top (None: not given); ConfigError names each bad setting
-    and its source, never the value."""
-    return _build(_layers(Settings, flags), flags)
+    """Settings with the given flags on top (None: not given); `database` names one of the
+    [tool.migrator.databases] tables, whose settings then come before all but the flags.
+    ConfigError names each bad setting and its source, never the value."""
+    database = flags.pop("database", None)
+    if database is None:
+        return _build(_layers(Settings, flags), flags)
+    merged = _database_flags(database, flags)
+    try:
+        return _build(_layers(Settings, merged), merged)
+    except ConfigError as error:
+        error.message = error.message.replace("(from flag)", f"(from {_table(database)})")
+        raise
+
+
+def _table(name: str) -> str:
+    return f"pyproject.toml [tool.migrator.databases.{name}]"
+
+
+def _database_flags(name: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags for database `name`: its table's settings, its URL (from the variable
+    url_env names, or url), then the flags given; ConfigError for what is wrong."""
+    databases = _build(_layers(Settings, flags), flags).databases
+    if name not in databases:
+        raise ConfigError(
+            f"--db {name}: no such database in pyproject.toml [tool.migrator.databases]",
+            hint=f"Databases: {', '.join(databases) or 'none'}.",
+        )
+    if flags.get("database_url") is not None:
+        raise ConfigError("--db and --database-url go alone: the database's table names its URL")
+    values = dict(databases[name])
+    url_env, url = values.pop("url_env", None), values.pop("url", None)
+    unknown = [key for key in values if key not in NAMES or key in ("databases", "database_url")]
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {', '.join(unknown)} (from {_table(name)})",
+            hint="A database's table takes url_env or url, and any setting but databases.",
+        )
+    if url_env is not None:
+        url = os.environ.get(str(url_env)) or None
+        if url is None:
+            raise ConfigError(
+                f"database {name}: {url_env} is not set (its url_env in {_table(name)})",
+                hint=f"Set {url_env} to the database's URL.",
+            )
+    if url is None:
+        raise ConfigError(
+            f"database {name}: {_table(name)} names no URL",
+            hint="Give it url_env = 'VARIABLE' (the variable that holds the URL), or url.",
+        )
+    return {**values, "database_url": str(url), **_set(flags)}
+
+
+def database_names(**flags: Any) -> list[str]:
+    """The names of the [tool.migrator.databases] tables, in the order written."""
+    flags.pop("database", None)
+    return list(_build(_layers(Settings, flags), flags).databases)
 
 
 def explain(**flags: Any) -> list[tuple[str, str, str]]:
     """(setting, value, where it came from) for every setting; the password masked."""
     from migrator.db import mask  # psycopg: only `migrator config` needs it here
 
+    database = flags.pop("database", None)
+    if database is not None:
+        flags = _database_flags(database, flags)
     layers = _layers(Settings, flags)
     settings = _build(layers, flags)
     origins = _origins(layers)
@@ -311,6 +371,8 @@ def explain(**flags: Any) -> list[tuple[str, str, str]]:
             source = f"libpq {', '.join(libpq)}"
         elif isinstance(value, tuple):
             shown = ",".join(value)
+        elif name == "databases":
+            shown = ",".join(value)  # the names only: a table may hold a URL
         else:
             shown = "" if value is None else str(value)
         rows.append((name, shown, source))

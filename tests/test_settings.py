@@ -44,6 +44,8 @@ def test_the_defaults_in_a_folder_with_no_files() -> None:
         "require_run_mode": False,
         "require_down": False,
         "wait_for_db": 0.0,
+        "tenant_template": None,
+        "databases": {},
     }
     assert {source for _, source in explained().values()} == {"default"}
     assert settings.conninfo(loaded, {}) is None
