@@ -85,7 +85,9 @@ def migrate(
             journals = engine.read_journals(conn, files, settings.journal_table)
             rows = engine.read_repeatables(conn, repeatables, settings.journal_table)
             plans = engine.plan(files, journals, scope, repeatables, rows)
-            return _migrated(target, files, plans, [], unlisted, 0, dry_run=True)
+            return _migrated(
+                target, files, plans, [], unlisted, 0, dry_run=True, repeatables=repeatables
+            )
 
         planned: list[Plan] = []  # what the run is about to apply, for a failure's `pending`
 
@@ -103,9 +105,12 @@ def migrate(
                 conn, files, settings, scope, reporter, check, repeatables, key
             )
         except MigrationFailed as error:
-            error.pending = _migrated(target, files, planned, error.applied, (), 0).pending
+            error.pending = _migrated(
+                target, files, planned, error.applied, (), 0, repeatables=repeatables
+            ).pending
             raise
-    return _migrated(target, files, plans, outcomes, unlisted, _ms_since(started))
+    took = _ms_since(started)
+    return _migrated(target, files, plans, outcomes, unlisted, took, repeatables=repeatables)
 
 
 def rollback(
@@ -441,6 +446,7 @@ def reset(
     again; Refused outside development, and unless the database's name is confirmed (given
     as `confirm`, or typed) when it is not the embedded server."""
     from migrator import db, engine, guard
+    from migrator.repeatable_journal import RepeatableJournal
     from migrator.settings import conninfo as configured
 
     settings, reporter = _setup(settings, reporter, values)
@@ -455,6 +461,11 @@ def reset(
             for schema in files:
                 db.drop_schema(conn, schema)
                 reporter.info(f"dropped schema {schema}")
+            # A CASCADE may have dropped what another schema's repeatable file made.
+            for schema in _project(settings, ())[0]:
+                if schema not in files:
+                    table = RepeatableJournal(schema, settings.journal_table)
+                    table.mark_due(conn, f"a reset of {', '.join(files)} ran")
         started = time.monotonic()
         scope = Scope(require_down=settings.require_down)
         plans, outcomes = engine.migrate(
@@ -853,8 +864,10 @@ def _migrated(
     duration_ms: int,
     *,
     dry_run: bool = False,
+    repeatables: Files | None = None,
 ) -> MigrateResult:
-    applied = {(outcome.schema, outcome.version) for outcome in outcomes}
+    applied = {(o.schema, o.version) for o in outcomes if not o.repeatable}
+    reapplied = {(o.schema, o.name) for o in outcomes if o.repeatable}
     pending = [
         status
         for plan in plans
@@ -866,7 +879,14 @@ def _migrated(
         )
     ]
     pending.sort(key=lambda status: (status.schema, status.version))
+    pending += [  # due repeatable files the run did not get to, after the versioned ones
+        FileStatus(plan.schema, 0, m.file.name, FileState.DUE, m.file.path)
+        for plan in plans
+        for m in plan.repeatables
+        if (plan.schema, m.file.name) not in reapplied
+    ]
     count = sum(len(found) for found in files.values())
+    count += sum(len(found) for found in (repeatables or {}).values())
     return MigrateResult(
         target, tuple(outcomes), tuple(pending), tuple(plans), unlisted, count, duration_ms, dry_run
     )

@@ -200,6 +200,11 @@ def name_problem(name: str) -> str:
         return "named like a seed process, but it does not end in .py: rename it"
     if name.endswith(".sql") and name[:-4] != name[:-4].rstrip():
         return "a space before .sql: rename it"
+    if name.upper().startswith("R__") and name.lower().endswith((".sql", ".sq")):
+        if not name.endswith(".sql"):
+            return "named like a repeatable file, but it does not end in .sql: rename it"
+        if any(ord(character) < 32 or ord(character) == 127 for character in name):
+            return "a control character in the file name: rename it"
     if name.lower().startswith("r__") and not name.startswith(REPEATABLE):
         return "named like a repeatable file, but it does not start with R__ (upper case R)"
     if name.startswith(REPEATABLE) and name.lower().endswith(".sql") and len(name) <= 7:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -104,10 +105,13 @@ def migrate(
                         rows = journals[plan_.schema] or []
                         _restore(conn, journal, rows, plan_.steps[: number + 1], dropped)
                         raise dropped.error from None
+            # After every schema's versioned files: a view may read another schema's tables.
+            for plan_ in plans:
                 if plan_.repeatables:
                     RepeatableJournal(plan_.schema, settings.journal_table).ensure(conn)
+                known = dict(repeatable_rows.get(plan_.schema, {}))
                 for migration in plan_.repeatables:
-                    outcomes.append(_apply_repeatable(conn, migration, settings, reporter))
+                    outcomes.append(_apply_repeatable(conn, migration, settings, reporter, known))
         except MigrationFailed as error:
             error.applied = tuple(outcomes)
             if not (conn.broken or conn.closed):
@@ -235,11 +239,16 @@ def _apply(
 
 
 def _apply_repeatable(
-    conn: db.Connection, migration: Migration, settings: Settings, reporter: Reporter
+    conn: db.Connection,
+    migration: Migration,
+    settings: Settings,
+    reporter: Reporter,
+    known: dict[str, RepeatableRow],
 ) -> FileOutcome:
     """Run a repeatable file whole: in one transaction with its journal row (a no-transaction
-    one chunk by chunk, recorded as running first); MigrationFailed, with the failure
-    recorded, when a chunk fails."""
+    one chunk by chunk, recorded as running first, the lock and the journal checked after
+    each); MigrationFailed, with the failure recorded, when a chunk fails. `known`: the rows
+    of the schema's repeatable journal, which gains this file's."""
     file, chunks = migration.file, migration.chunks
     journal = RepeatableJournal(file.schema, settings.journal_table)
     lock_timeout = migration.lock_timeout or settings.lock_timeout
@@ -249,8 +258,12 @@ def _apply_repeatable(
     reporter.file_started(step)
     started = time.monotonic()
 
-    def record(done: int) -> str:  # the row once every chunk ran; nothing before
-        return journal.applied(conn, file, ms_since(started)) if done >= len(chunks) else "SELECT 1"
+    expected = len(known.keys() | {file.name})  # rows the journal must still hold
+
+    def record(done: int) -> str:  # the row once every chunk ran; the checks before
+        if done >= len(chunks):
+            return journal.applied(conn, file, ms_since(started), expected)
+        return journal.check(conn, done, expected)
 
     try:
         if migration.mode is TxMode.NONE and chunks:
@@ -274,7 +287,8 @@ def _apply_repeatable(
             for chunk in chunks:  # committed together: no time of their own
                 reporter.chunk_done(step, chunk, None)
     except ChunkError as failure:
-        raise _fail_repeatable(conn, journal, migration, failure) from failure
+        raise _fail_repeatable(conn, journal, migration, failure, known) from failure
+    known[file.name] = RepeatableRow(file.name, "", "due", 1)  # if put back: run again
     total = len(chunks)
     outcome = FileOutcome(
         file.schema, 0, file.name, file.path, total, total, ms_since(started), repeatable=True
@@ -284,10 +298,14 @@ def _apply_repeatable(
 
 
 def _fail_repeatable(
-    conn: db.Connection, journal: RepeatableJournal, migration: Migration, failure: ChunkError
+    conn: db.Connection,
+    journal: RepeatableJournal,
+    migration: Migration,
+    failure: ChunkError,
+    known: dict[str, RepeatableRow],
 ) -> MigratorError:
     """Describe a repeatable file's failure and record it, unless the session is gone or the
-    file released the runner's lock."""
+    file released the runner's lock; a journal the file emptied or dropped is put back."""
     file = migration.file
     if conn.broken or conn.closed:
         where = f"{file.path} (chunk {failure.chunk.index} of {len(migration.chunks)})"
@@ -298,6 +316,20 @@ def _fail_repeatable(
         error = describe(migration, failure.chunk, None, reason, failure.offset)
         error.hint = hint
         return error  # another runner may own the journal by now: nothing more is written
+    named = journal.identifier.as_string(conn).replace('"', "")
+    gone = isinstance(failure.error, pg_errors.UndefinedTable) and named in str(failure.error)
+    if refused == ROW_GONE or gone:
+        error = describe(migration, failure.chunk, None, _REPEATABLE_GONE, failure.offset)
+        outside = migration.mode is TxMode.NONE
+        error.hint = (
+            "It ran outside a transaction, so what it did stayed: migrator put back the rows "
+            "it had read (the files this run applied are due again). "
+            if outside
+            else "It was rolled back whole with it. "
+        ) + "A repeatable file must not touch migrator's tables."
+        if outside:
+            journal.restore(conn, known, file.name)
+        return error
     error = describe(migration, failure.chunk, failure.error, failure.message, failure.offset)
     explain_lock_timeout(conn, error, failure)
     error.hint = error.hint or (
@@ -307,9 +339,14 @@ def _fail_repeatable(
         else "It was rolled back whole: what its last applied version made is in place. Fix "
         "it and run migrate again."
     )
-    if journal.exists(conn):
-        journal.fail(conn, file, journaled(error))
+    # A table of another shape cannot take the failure: the file's own error is the news.
+    with contextlib.suppress(psycopg.Error):
+        if journal.exists(conn):
+            journal.fail(conn, file, journaled(error))
     return error
+
+
+_REPEATABLE_GONE = "the file removed rows of the repeatable journal (or the table)"
 
 
 def _start(

@@ -470,7 +470,8 @@ class StatusResult:
             + [
                 status.path or status.name
                 for status in self.repeatables
-                if status.state in (FileState.DUE, FileState.PENDING, FileState.FAILED)
+                if status.state
+                in (FileState.DUE, FileState.PENDING, FileState.FAILED, FileState.RUNNING)
             ]
             + [state.name for state in self.seeds if state.state in ("pending", "FAIL")]
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -9,7 +10,7 @@ from psycopg import sql
 from migrator import __version__
 from migrator.db import AS_SESSION_USER, Connection, holds_lock, schema_exists
 from migrator.errors import ConfigError
-from migrator.journal import LOCK_LOST, as_session_user, check_shape
+from migrator.journal import LOCK_LOST, ROW_GONE, as_session_user, check_shape
 from migrator.model import RepeatableRow, SqlFile
 
 SUFFIX = "_repeatable"
@@ -88,8 +89,7 @@ class RepeatableJournal:
     def ensure(self, conn: Connection) -> None:
         """Create the schema (when missing) and the table (when missing)."""
         with as_session_user(conn):
-            found = conn.execute("SELECT to_regclass(%s)", (self.identifier.as_string(conn),))
-            if (found.fetchone() or (None,))[0] is not None:
+            if self.read(conn) is not None:  # one of another shape is refused here
                 return
             if not schema_exists(conn, self.schema):
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
@@ -110,10 +110,28 @@ class RepeatableJournal:
         with as_session_user(conn):
             conn.execute(query, (file.name, __version__))
 
-    def applied(self, conn: Connection, file: SqlFile, elapsed_ms: int) -> str:
+    def check(self, conn: Connection, chunk: int, expected: int) -> str:
+        """A statement, as text, that fails unless the runner still holds its advisory lock
+        and the table holds at least `expected` rows (the reason as a failed cast, as in the
+        journal's progress updates)."""
+        return (
+            sql.SQL(
+                "SELECT CAST(CASE WHEN NOT " + holds_lock(conn) + " THEN {lock_lost}"
+                " WHEN (SELECT count(*) FROM {table}) < {expected} THEN {row_gone} END AS bigint)"
+            )
+            .format(
+                table=self.identifier,
+                expected=sql.Literal(int(expected)),
+                lock_lost=sql.Literal(f"{LOCK_LOST} at chunk {int(chunk)}"),
+                row_gone=sql.Literal(f"{ROW_GONE} at chunk {int(chunk)}"),
+            )
+            .as_string(conn)
+        )
+
+    def applied(self, conn: Connection, file: SqlFile, elapsed_ms: int, expected: int) -> str:
         """The statement, as text, that records the file as applied after `elapsed_ms`, for
         the transaction that applies it: it fails (rolling the file back) unless the runner
-        still holds its advisory lock."""
+        still holds its advisory lock and the table still holds `expected` rows."""
         text = sql.SQL(
             AS_SESSION_USER + "; "
             "INSERT INTO {table} AS r (name, hash, content, status, runs, started_at,"
@@ -124,8 +142,7 @@ class RepeatableJournal:
             " status = 'applied', runs = r.runs + 1, error = NULL,"
             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
             " duration_ms = excluded.duration_ms, applied_by = current_user,"
-            " migrator_version = excluded.migrator_version;"
-            " SELECT CAST(CASE WHEN NOT " + holds_lock(conn) + " THEN {lock_lost} END AS bigint)"
+            " migrator_version = excluded.migrator_version; "
         ).format(
             table=self.identifier,
             name=sql.Literal(file.name),
@@ -133,9 +150,35 @@ class RepeatableJournal:
             content=sql.Literal(file.text),
             ms=sql.Literal(int(elapsed_ms)),
             migrator=sql.Literal(__version__),
-            lock_lost=sql.Literal(LOCK_LOST + " at chunk 0"),
         )
-        return text.as_string(conn)
+        return text.as_string(conn) + self.check(conn, 0, expected)
+
+    def restore(self, conn: Connection, rows: Mapping[str, RepeatableRow], running: str) -> None:
+        """Put back rows a file removed (creating the table if it is gone): as read, but those
+        this run applied, which are due again, and `running`'s, which runs again."""
+        self.ensure(conn)
+        query = sql.SQL(
+            "INSERT INTO {} (name, hash, status, runs, error, finished_at, duration_ms,"
+            " migrator_version, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+            " 'put back after a repeatable file removed it') ON CONFLICT (name) DO NOTHING"
+        ).format(self.identifier)
+        values = [
+            (
+                row.name,
+                row.hash,
+                "running" if row.name == running else row.status,
+                row.runs,
+                row.error,
+                row.finished_at,
+                row.duration_ms,
+                __version__,
+            )
+            for row in rows.values()
+        ]
+        if running not in rows:
+            values.append((running, "", "running", 0, None, None, None, __version__))
+        with as_session_user(conn), conn.cursor() as cursor:
+            cursor.executemany(query, values)
 
     def fail(self, conn: Connection, file: SqlFile, error: str) -> None:
         """Record a failed run; the text last applied (its hash and content) stays."""

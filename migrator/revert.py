@@ -89,6 +89,10 @@ def rollback(
         journal.ensure_history(conn)  # before the confirmation: a history it cannot use stops it
         confirm(schema, reversals)
         journal.ensure(conn)
+        # What a repeatable file made, in any schema, may rest on what a down drops (a
+        # CASCADE): every one is run again by the next migrate.
+        for name in files:
+            RepeatableJournal(name, settings.journal_table).mark_due(conn, "a rollback ran")
         rows = journals[schema]
         # A down file must leave the other schemas' journals alone; checked after the run.
         others = {name: found for name, found in journals.items() if name != schema}
@@ -131,8 +135,6 @@ def _revert(
     statement_timeout = down.statement_timeout or settings.statement_timeout
     db.reset_session(conn, journal.schema, lock_timeout, statement_timeout)
     resumed = "resumed" if reversal.row.down_chunks_done is not None else "started"
-    # What a repeatable file made may rest on what the down drops: the next migrate runs it.
-    RepeatableJournal(journal.schema, journal.table).mark_due(conn, f"{file.name} reverted")
     if not journal.begin_revert(conn, file.version, down, f"rollback {resumed}"):
         raise MigratorError(f"{file.path}: its journal row is gone; nothing was reverted")
     reporter.revert_started(reversal)

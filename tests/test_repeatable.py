@@ -247,3 +247,135 @@ def test_repair_forgets_the_row_of_a_deleted_repeatable(project: Database, tmp_p
     assert "forget the repeatable file's row: sql/public/R__item_view.sql" in repaired.stdout
     assert repeatable_rows(project) == []
     assert project.scalar("SELECT to_regclass('public.item_view')") == "item_view"  # it stays
+
+
+# Found by a review by reproduction; each failed before its fix.
+
+
+def test_repeatables_run_after_every_schemas_versioned_files(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/app/0001_t.sql": "CREATE TABLE t (id int);\n",
+            "sql/logs/0001_log.sql": "CREATE TABLE log (what text);\n",
+            "sql/app/R__side.sql": "INSERT INTO logs.log VALUES ('app read logs');\n",
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert database.query("SELECT what FROM logs.log") == [("app read logs",)]
+
+
+def test_a_no_transaction_repeatable_that_releases_the_lock_stops_after_that_chunk(
+    project: Database, tmp_path: Path
+) -> None:
+    unlock = "DO $$ BEGIN EXECUTE 'SELECT pg_advisory_unlock' || '_all()'; END $$;\n"
+    write(
+        tmp_path,
+        {
+            "sql/public/R__item_view.sql": "-- migrator: no-transaction\n"
+            + unlock
+            + BREAK
+            + "INSERT INTO audit.runs VALUES (now());\n"
+        },
+    )
+    result = cli("migrate", url=project.url)
+    assert result.exit_code == 1
+    assert "chunk 1 of 2 failed: the chunk released the runner's advisory lock" in result.stderr
+    assert runs(project) == 0  # chunk 2 never ran
+
+
+def test_status_check_counts_an_interrupted_repeatable(project: Database) -> None:
+    assert cli("migrate", url=project.url).exit_code == 0
+    project.query("UPDATE public.__migrations_repeatable SET status = 'running'")
+    assert cli("status", "--check", url=project.url).exit_code == 3
+
+
+def test_a_rollback_in_one_schema_makes_every_schemas_repeatables_due(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/app/0001_t.sql": "CREATE TABLE t (id int);\n",
+            "sql/app/0002_c.sql": "ALTER TABLE t ADD c int;\n",
+            "sql/app/0002_c.down.sql": "ALTER TABLE t DROP c CASCADE;\n",
+            "sql/rep/R__rv.sql": "CREATE OR REPLACE VIEW rv AS SELECT id, c FROM app.t;\n",
+        },
+    )
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert cli("rollback", "app", url=database.url).exit_code == 0
+    assert database.scalar("SELECT to_regclass('rep.rv')") is None  # the CASCADE took it
+    assert cli("status", "--check", url=database.url).exit_code == 3
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert database.scalar("SELECT to_regclass('rep.rv')") == "rep.rv"
+
+
+def test_a_repeatable_that_empties_the_repeatable_journal_is_stopped(
+    project: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/R__a.sql": "SELECT 1;\n"})
+    assert cli("migrate", url=project.url).exit_code == 0
+    write(tmp_path, {"sql/public/R__b.sql": "DELETE FROM public.__migrations_repeatable;\n"})
+    result = cli("migrate", url=project.url)
+    assert result.exit_code == 1
+    assert "removed rows of the repeatable journal" in result.stderr
+    rows = repeatable_rows(project)
+    assert [(name, status) for name, status, _ in rows] == [
+        ("R__a.sql", "applied"),
+        ("R__item_view.sql", "applied"),
+    ]
+    # Outside a transaction what it did stays: the rows are put back.
+    write(
+        tmp_path,
+        {
+            "sql/public/R__b.sql": "-- migrator: no-transaction\n"
+            "DROP TABLE public.__migrations_repeatable;\n" + BREAK + "SELECT 1;\n"
+        },
+    )
+    dropped = cli("migrate", url=project.url)
+    assert dropped.exit_code == 1
+    assert "chunk 1 of 2 failed: the file removed rows of the repeatable journal" in dropped.stderr
+    assert {name for name, *_ in repeatable_rows(project)} == {
+        "R__a.sql",
+        "R__b.sql",
+        "R__item_view.sql",
+    }
+
+
+def test_a_repeatable_journal_of_another_shape_made_during_the_run_is_refused(
+    database: Database, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_t.sql": "CREATE TABLE public.__migrations_repeatable (name text);\n",
+            "sql/public/R__v.sql": "SELECT 1;\n",
+        },
+    )
+    result = cli("migrate", url=database.url)
+    assert result.exit_code == 2
+    assert "repeatable journal" in result.stderr and "does not have the shape" in result.stderr
+
+
+def test_pending_lists_the_due_repeatables_a_failed_run_left(
+    project: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/public/R__a_fails.sql": "SELECT 1/0;\n"})
+    result = cli("--json", "migrate", url=project.url)
+    assert result.exit_code == 1
+    pending = json.loads(result.stdout)["pending"]
+    assert [(p["name"], p["state"]) for p in pending] == [
+        ("R__a_fails.sql", "due"),
+        ("R__item_view.sql", "due"),
+    ]
+
+
+def test_near_miss_repeatable_names_are_refused(database: Database, tmp_path: Path) -> None:
+    for name in ("R__x.SQL", "R__x.sq", "R__new\nline.sql"):
+        folder = tmp_path / str(abs(hash(name)))
+        write(folder, {f"sql/public/{name}": "SELECT 1;\n"})
+        result = cli("--sql-dir", str(folder / "sql"), "migrate", url=database.url)
+        assert result.exit_code == 2, name
