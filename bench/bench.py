@@ -295,6 +295,19 @@ class Bench:
         peak = max(one.rss_mb, four.rss_mb, noop.peak_rss)
         self.check(f"fleet peak RSS <= {rss_mb:.0f} MB", f"{peak:.1f} MB", peak <= rss_mb)
 
+    def lint(self, n: int, rounds: int, budget_s: float) -> None:
+        """lint --all of n files (5 statements each), no database: the whole command's time."""
+        root, _ = generate(self.work / f"lint_{n}", n, 5)
+        runs = Series(
+            [timed([*self.migrator, "lint", "--all"], root, self.env) for _ in range(rounds)]
+        )
+        self.table.append((f"lint --all, {n} files", "", f"{runs.median:.3f} ({runs.span})", ""))
+        self.check(
+            f"lint of {n} files <= {budget_s:.0f} s",
+            f"{runs.median:.2f} s",
+            runs.median <= budget_s,
+        )
+
     def check(self, target: str, measured: str, passed: bool) -> None:
         self.results.append((target, measured, "PASS" if passed else "FAIL", passed))
         print(f"{'PASS' if passed else 'FAIL'}  {target}: {measured}", flush=True)
@@ -321,12 +334,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="Small sets, to try the harness.")
-    parser.add_argument("--only", choices=["fleet"], help="Just this scenario.")
+    parser.add_argument("--only", choices=["fleet", "lint"], help="Just this scenario.")
     args = parser.parse_args()
     bench = Bench(args)
     try:
         if args.only == "fleet":
             bench.fleet(200, 20, 5, 1.5, 5, 150)
+        elif args.only == "lint":
+            bench.lint(1000, 5, 2.0)
         elif args.quick:
             bench.apply("apply 20x5", 20, 5, 2, 1.10)
             bench.noop(200, 3, 80)
@@ -338,6 +353,7 @@ def main() -> int:
             bench.noop(2000, 10, 100)
             bench.status(10_000, 5, 400, 80)
             bench.fleet(200, 20, 5, 1.5, 5, 150)
+            bench.lint(1000, 5, 2.0)
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
     print()

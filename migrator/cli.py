@@ -304,6 +304,12 @@ class AdoptFrom(enum.StrEnum):
     drizzle = "drizzle"
 
 
+class LintFormat(enum.StrEnum):
+    text = "text"
+    sarif = "sarif"
+    github = "github"
+
+
 class FleetCommand(enum.StrEnum):
     migrate = "migrate"
     status = "status"
@@ -392,6 +398,9 @@ def migrate(
     ] = False,
     dry_run: DryRun = False,
     confirm: Confirm = None,
+    lint: Annotated[
+        bool, typer.Option("--lint", help="Lint the files to apply first; refuse on an error.")
+    ] = False,
 ) -> None:
     """Apply every pending migration, schema by schema; resume failed or interrupted ones."""
     from migrator import commands
@@ -407,6 +416,7 @@ def migrate(
             allow_out_of_order=allow_out_of_order,
             dry_run=dry_run,
             confirm=confirm,
+            lint=lint,
         )
         reporter.show(result)
 
@@ -740,6 +750,54 @@ def fleet(
         )
         reporter.show(result)
         raise_for(result)
+
+
+@app.command()
+def lint(
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Schemas, or .sql files; default: the pending files (every file when no "
+            "database is configured)."
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every file, down files too; no database needed.")
+    ] = False,
+    form: Annotated[
+        LintFormat,
+        typer.Option("--format", help="text, sarif (code scanning) or github (annotations)."),
+    ] = LintFormat.text,
+) -> None:
+    """Check migrations with PostgreSQL's parser for statements that lock production tables."""
+    from migrator import commands
+    from migrator.errors import LintFailed
+
+    given = targets or []
+    paths = [name for name in given if name.endswith(".sql") or "/" in name]
+    with _run(ctx, "lint") as (settings, reporter):
+        result = commands.lint(
+            settings,
+            reporter=reporter,
+            select=[name for name in given if name not in paths],
+            every=every,
+            paths=paths,
+        )
+        options: Globals = ctx.obj
+        if form is LintFormat.text or options.json:
+            reporter.show(result)
+        else:
+            from migrator.output import lint_formatted
+
+            sys.stdout.write(lint_formatted(result, form.value))
+        if result.errors:
+            raise LintFailed(
+                f"lint: {result.errors} error{'s' if result.errors != 1 else ''} in "
+                f"{result.files} files",
+                hint="Each finding shows the safe way; quiet a rule for one chunk with -- "
+                "migrator: lint-ignore=RULE, or for all in [tool.migrator.lint].",
+            )
 
 
 # goose and golang-migrate call it create: found either way, listed once.

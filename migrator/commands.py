@@ -20,6 +20,7 @@ from migrator.model import (
     FileState,
     FileStatus,
     FleetResult,
+    LintResult,
     MigrateResult,
     Migration,
     NewResult,
@@ -62,6 +63,7 @@ def migrate(
     dry_run: bool = False,
     confirm: str | None = None,
     tenant: str | None = None,
+    lint: bool = False,
     **values: Any,
 ) -> MigrateResult:
     """Apply every pending migration of the selected schemas (all by default), resuming failed
@@ -94,6 +96,8 @@ def migrate(
         def check(plans: list[Plan]) -> None:
             nonlocal started
             planned.extend(plans)
+            if lint or settings.lint_on_migrate:  # before the confirmation: nothing to confirm
+                _lint_before(settings, reporter, plans)
             preview = _migrated("", files, plans, [], (), 0, dry_run=True)
             _confirm(settings, conn, reporter, confirm, preview)
             started = time.monotonic()  # the total leaves out the time at the prompt
@@ -553,6 +557,8 @@ def fleet(
     writes = command in ("migrate", "seed")
     if writes:
         _writing(settings)
+    if tenant_schemas is not None:
+        _project(settings, (), "-")  # ConfigError now, not per tenant, without a template folder
     chosen = _fleet_targets(
         settings, reporter, targets, targets_file, targets_query, tenant_schemas
     )
@@ -563,6 +569,8 @@ def fleet(
         preview = fleets.run(
             chosen, settings, _FLEET_PREVIEW[command], fleets.Options(parallel), SilentReporter()
         )
+        if all(o.state == "done" and not o.left for o in preview.outcomes):
+            return fleets.run(chosen, settings, _FLEET_RUNNERS[command], options, reporter)
         lines = [
             f"  {o.target}: {o.left} to run" if o.state == "done" else f"  {o.target}: {o.error}"
             for o in preview.outcomes
@@ -570,6 +578,46 @@ def fleet(
         reporter.review([f"{command} on {len(chosen)} targets:", *lines])
         _confirm_fleet(reporter, confirm, len(chosen))
     return fleets.run(chosen, settings, _FLEET_RUNNERS[command], options, reporter)
+
+
+def lint(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    every: bool = False,
+    paths: Sequence[str | os.PathLike[str]] = (),
+    **values: Any,
+) -> LintResult:
+    """Lint the pending files of the selected schemas (every file, down files too, with
+    `every` or when no database is configured; or just `paths`), each chunk parsed by
+    PostgreSQL's parser; the findings. Connects only to read the journals of a configured
+    database, never starts the embedded one."""
+    from migrator import sqlfile
+    from migrator.settings import conninfo as configured
+
+    settings, reporter = _setup(settings, reporter, values)
+    chosen = _lint_rules(settings)
+    if paths:
+        found = [_read_path(path) for path in paths]
+    else:
+        versioned, repeatables = _project(settings, select)
+        if every or configured(settings) is None:
+            found = [f for files in versioned.values() for f in files]
+            found += [f.down for f in found if f.down is not None]
+            found += [f for files in repeatables.values() for f in files]
+        else:
+            found = _pending_files(settings, reporter, versioned, repeatables)
+    problems: list[str] = []
+    migrations = []
+    for file in found:
+        try:
+            migrations.append(sqlfile.parse(file))
+        except BadFile as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise BadFile(problems, hint="Fix the files and run lint again.")
+    return _linted(migrations, chosen)
 
 
 def config(**values: Any) -> ConfigResult:
@@ -580,6 +628,90 @@ def config(**values: Any) -> ConfigResult:
 
 
 # What the commands share.
+
+
+def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) -> None:
+    """Lint the files a migrate is about to run; LintFailed, nothing run, on an error."""
+    from migrator.errors import LintFailed
+
+    migrations = [step.migration for plan in plans for step in plan.steps]
+    migrations += [migration for plan in plans for migration in plan.repeatables]
+    result = _linted(migrations, _lint_rules(settings))
+    for finding in result.findings:
+        reporter.notice(
+            f"{finding.path}:{finding.line}:{finding.column}: {finding.rule}: "
+            f"{finding.severity}: {finding.message}"
+        )
+    if result.errors:
+        raise LintFailed(
+            f"lint: {result.errors} errors in the files to apply; nothing was applied",
+            hint="Fix them (migrator lint shows the safe way), or quiet a rule for a chunk "
+            "with -- migrator: lint-ignore=RULE.",
+        )
+
+
+def _lint_rules(settings: Settings) -> dict[str, str]:
+    """The rules' severities; ConfigError when pglast, which lint needs, is not installed."""
+    from migrator import linter
+
+    try:
+        import pglast  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "lint needs PostgreSQL's parser, pglast, which is not installed",
+            hint="pip install 'migrator-sql[lint]'",
+        ) from None
+    return linter.severities(settings.lint)
+
+
+def _linted(migrations: Sequence[Migration], chosen: Mapping[str, str]) -> LintResult:
+    from migrator import linter
+
+    findings = [finding for m in migrations for finding in linter.lint(m, chosen)]
+    return LintResult(tuple(findings), len(migrations))
+
+
+def _read_path(path: str | os.PathLike[str]) -> SqlFile:
+    """A file named on the command line, as a file of the schema its folder names."""
+    from pathlib import Path
+
+    from migrator import discovery, sqlfile
+
+    file = Path(path)
+    shown = discovery.display(file)
+    try:
+        data = discovery.read_bytes(str(file))
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read it ({exc.strerror or exc})") from None
+    schema = file.resolve().parent.name
+    if sqlfile.parse_name(file.name) is None and not sqlfile.REPEATABLE.fullmatch(file.name):
+        text = sqlfile.normalize(data, shown)  # any .sql file: linted as version 0
+        return SqlFile(schema, 0, file.name, shown, text, sqlfile.sha256(text))
+    return sqlfile.read(schema, file.name, shown, data)
+
+
+def _pending_files(
+    settings: Settings, reporter: Reporter, versioned: Files, repeatables: Files
+) -> list[SqlFile]:
+    """The files a migrate would run: not applied yet (or failed), and the due repeatables."""
+    from migrator import engine, planner
+
+    with _session(settings, reporter) as conn:
+        journals = engine.read_journals(conn, versioned, settings.journal_table)
+        rows = engine.read_repeatables(conn, repeatables, settings.journal_table)
+    due = (FileState.PENDING, FileState.OUT_OF_ORDER, FileState.FAILED, FileState.RUNNING)
+    found = []
+    for schema, files in versioned.items():
+        by_version = {file.version: file for file in files}
+        for status in planner.assess(schema, files, journals[schema] or []):
+            if status.state in due and status.version in by_version:
+                found.append(by_version[status.version])
+    for schema, files in repeatables.items():
+        by_name = {file.name: file for file in files}
+        for repeatable in planner.assess_repeatables(schema, files, rows.get(schema, {})):
+            if repeatable.state is not FileState.APPLIED and repeatable.name in by_name:
+                found.append(by_name[repeatable.name])
+    return found
 
 
 def _fleet_targets(
@@ -611,13 +743,20 @@ def _fleet_targets(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"--targets {path}: cannot read it ({exc})") from None
         return fleets.parse_targets(text, os.environ, str(path))
+    import psycopg
+
     query = targets_query or tenant_schemas or ""
     with _session(settings, reporter) as conn:
-        rows = [str(row[0]) for row in conn.execute(query) if row and row[0] is not None]
+        try:
+            found = conn.execute(query).fetchall()
+        except psycopg.Error as exc:
+            option = "--tenant-schemas" if tenant_schemas else "--targets-query"
+            raise ConfigError(f"{option}: the query failed: {' '.join(str(exc).split())}") from None
         base = configured(settings)
         dsn = base.text if base is not None else conn.info.dsn
     if tenant_schemas:
-        return fleets.schema_targets(rows)
+        return fleets.schema_targets([row[0] if row else None for row in found])
+    rows = [str(row[0]) for row in found if row and row[0] is not None]
     return fleets.database_targets(rows, dsn)
 
 
@@ -668,7 +807,7 @@ def _fleet_seed(settings: Settings, target: Any, reporter: Reporter) -> tuple[in
 
     result = seed(settings, reporter=reporter, confirm=Confirmed())
     ran = sum(outcome.action == "ran" for outcome in result.outcomes)
-    return 0, f"{ran} processes ran"
+    return 0, f"{ran} process{'' if ran == 1 else 'es'} ran"
 
 
 def _seed_preview(settings: Settings, target: Any, reporter: Reporter) -> tuple[int, str]:

@@ -87,7 +87,8 @@ def _hide_userinfo(conninfo: str) -> str:
     if userinfo is None:
         return ""
     scheme, _, rest = conninfo.strip().partition("://")
-    return f"{scheme}://***@{rest[len(userinfo) + 1 :]}"
+    address = rest[len(userinfo) + 1 :].split("?", 1)[0]  # the query may hold a password too
+    return f"{scheme}://***@{address}"
 
 
 def target(conn: Connection) -> str:

@@ -59,6 +59,24 @@ class FleetFailed(MigratorError):
     exit_code = 1
 
 
+class LintFailed(MigratorError):
+    """Lint found errors (warnings alone pass)."""
+
+    exit_code = 3
+
+
+class FleetInterrupted(MigratorError):
+    """SIGINT stopped a fleet; every target's outcome is in the result."""
+
+    exit_code = 130
+
+
+class FleetTerminated(FleetInterrupted):
+    """SIGTERM stopped a fleet."""
+
+    exit_code = 143
+
+
 class SeedFailed(MigratorError):
     """A seed process or hook failed; its writes were rolled back and FAIL recorded."""
 

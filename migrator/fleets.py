@@ -94,15 +94,20 @@ def database_targets(rows: Sequence[str], base: str) -> list[Target]:
     return _checked(targets, "--targets-query")
 
 
-def schema_targets(rows: Sequence[str]) -> list[Target]:
+def schema_targets(rows: Sequence[str | None]) -> list[Target]:
     """PURE. Tenant schemas from a query's rows, each a target of the configured database."""
     from migrator.discovery import schema_problem
 
     targets = []
-    for row in rows:
-        name = str(row)
-        if problem := schema_problem(name):
-            raise ConfigError(f"--tenant-schemas: schema {name!r}: {problem}")
+    for number, row in enumerate(rows, start=1):
+        name = "" if row is None else str(row)
+        problem = schema_problem(name)
+        if not name or name != name.strip():
+            problem = "an empty name, or one with spaces around it"
+        elif name.lower() in ("information_schema", "public"):
+            problem = "not a tenant's schema"
+        if problem:
+            raise ConfigError(f"--tenant-schemas: row {number}, schema {name!r}: {problem}")
         targets.append(Target(name, "", name))
     return _checked(targets, "--tenant-schemas")
 
@@ -213,38 +218,45 @@ def run(
     reporter: Reporter,
 ) -> FleetResult:
     """Run `runner` on every target, `options.parallel` at a time: the canaries first, alone;
-    after a failure no new target starts unless `keep_going`; Ctrl-C stops launching and stops
-    the running ones at their next chunk. The outcome of every target, in the given order."""
+    after a failure no new target starts unless `keep_going` (the running ones finish); Ctrl-C
+    or SIGTERM stops launching and stops the running ones at their next chunk or file. The
+    outcome of every target, in the given order."""
     from pydantic import SecretStr
 
-    stop = threading.Event()
+    from migrator.errors import MigrationFailed
+
+    halt = threading.Event()  # start no new target
+    interrupt = threading.Event()  # and stop the running ones too
     lock = threading.Lock()
     outcomes: dict[str, TargetOutcome] = {}
 
     def one(target: Target) -> TargetOutcome:
-        if stop.is_set():
+        if halt.is_set():
             return TargetOutcome(target.name, "skipped", detail="not started: the fleet stopped")
         with lock:
             reporter.target_started(target.name)
-        listener = _Listener(target, reporter, stop, lock)
+        listener = _Listener(target, reporter, interrupt, lock)
         chosen = settings
         if target.conninfo:
             chosen = settings.model_copy(update={"database_url": SecretStr(target.conninfo)})
         started = time.monotonic()
+        left, detail = 0, ""
         try:
             left, detail = runner(chosen, target, listener)
             state, code, error = "done", 0, ""
         except Stopped:
-            state, code, error, left, detail = "interrupted", 130, "stopped by Ctrl-C", 0, ""
+            state, code, error = "interrupted", 130, "stopped by the fleet's interruption"
         except LockNotAcquired as exc:
-            state, code, error, left, detail = "locked", exc.exit_code, exc.message, 0, ""
+            state, code, error = "locked", exc.exit_code, exc.message
         except MigratorError as exc:
-            state, code, error, left, detail = "failed", exc.exit_code, exc.message, 0, ""
+            state, code, error = "failed", exc.exit_code, exc.message
+            if isinstance(exc, MigrationFailed):
+                left = len(exc.pending)
         except Exception as exc:  # a database error of this target's, not the fleet's end
             from migrator.db import scrub
 
             message = scrub(" ".join(str(exc).split()), target.conninfo)
-            state, code, error, left, detail = "failed", 1, message, 0, ""
+            state, code, error = "failed", 1, message
         outcome = TargetOutcome(
             target.name,
             state,
@@ -258,54 +270,57 @@ def run(
         with lock:
             reporter.target_done(outcome)
         if state in ("failed", "locked") and not options.keep_going:
-            stop.set()
+            halt.set()
         return outcome
 
     canaries, rest = list(targets[: options.canary]), list(targets[options.canary :])
-    interrupted = False
+    stopped_by = ""
+    canary_failed = False
     running: dict[Future[TargetOutcome], Target] = {}
     with ThreadPoolExecutor(max_workers=max(options.parallel, 1)) as pool:
         try:
-            for target in canaries:
-                outcomes[target.name] = one(target)
-                if outcomes[target.name].state != "done":
-                    stop.set()
-            queue = list(rest)
-            while queue or running:
-                while queue and len(running) < options.parallel and not stop.is_set():
-                    target = queue.pop(0)
-                    running[pool.submit(one, target)] = target
-                if stop.is_set():
-                    queue.clear()
-                if not running:
-                    break
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    target = running.pop(future)
-                    outcomes[target.name] = future.result()
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()  # before the pool waits for them: they stop at their next chunk or file
+            # The canaries one at a time, then the rest; the main thread only waits, so that
+            # a signal lands here and not in a target's statement.
+            for group, width in ((canaries, 1), (rest, max(options.parallel, 1))):
+                queue = list(group)
+                while queue or running:
+                    while queue and len(running) < width and not halt.is_set():
+                        target = queue.pop(0)
+                        running[pool.submit(one, target)] = target
+                    if halt.is_set():
+                        queue.clear()
+                    if not running:
+                        break
+                    done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        target = running.pop(future)
+                        outcomes[target.name] = future.result()
+                if group is canaries and any(
+                    outcomes[c.name].state != "done" for c in canaries if c.name in outcomes
+                ):
+                    canary_failed = True
+                    halt.set()
+        except KeyboardInterrupt as signal:
+            stopped_by = "SIGTERM" if getattr(signal, "exit_code", 130) == 143 else "SIGINT"
+            halt.set()
+            interrupt.set()  # before the pool waits for them: they stop at their next chunk
             for future, target in list(running.items()):
                 outcomes[target.name] = future.result()
     for target in targets:
         if target.name not in outcomes:
-            why = (
-                "not started: a canary failed"
-                if target in rest
-                and any(outcomes[c.name].state != "done" for c in canaries if c.name in outcomes)
-                else "not started: the fleet stopped"
+            why = "a canary failed" if canary_failed else "the fleet stopped"
+            outcomes[target.name] = TargetOutcome(
+                target.name, "skipped", detail=f"not started: {why}"
             )
-            outcomes[target.name] = TargetOutcome(target.name, "skipped", detail=why)
     ordered = tuple(outcomes[target.name] for target in targets)
-    return FleetResult(ordered, interrupted)
+    return FleetResult(ordered, bool(stopped_by), stopped_by)
 
 
 def exit_code(result: FleetResult) -> int:
     """0 when every target is done; 5 when the only trouble is lock waits that timed out; 4
     when targets refused; else 1 (130 after Ctrl-C)."""
     if result.interrupted:
-        return 130
+        return 143 if result.signal == "SIGTERM" else 130
     states = {outcome.state for outcome in result.outcomes}
     if states <= {"done"}:
         return 0
@@ -327,14 +342,18 @@ def describe(outcomes: Sequence[TargetOutcome]) -> str:
 
 def raise_for(result: FleetResult) -> None:
     """The fleet's exit as an error (nothing when every target is done)."""
-    from migrator.errors import FleetFailed, Refused
+    from migrator.errors import FleetFailed, FleetInterrupted, FleetTerminated, Refused
 
     code = exit_code(result)
     if code == 0:
         return
-    if code == 130:
-        raise KeyboardInterrupt
     summary = describe(result.outcomes)
+    if code in (130, 143):
+        stopped = FleetTerminated if code == 143 else FleetInterrupted
+        raise stopped(
+            f"fleet: stopped by {result.signal}: {summary}",
+            hint="Each target's journal records what it did; run the fleet again to go on.",
+        )
     named = ", ".join(o.target for o in result.outcomes if o.state in ("failed", "locked"))
     again = (
         "Run the fleet again once fixed: each target applies only what is pending, and a "

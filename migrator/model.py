@@ -585,7 +585,34 @@ class FleetResult:
     """Every target's outcome, in the order of the target list."""
 
     outcomes: tuple[TargetOutcome, ...]
-    interrupted: bool = False  # Ctrl-C stopped the fleet
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the fleet
+    signal: str = ""  # SIGINT or SIGTERM, when it did
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What lint found at a place in a file: a rule's name, severity, what happens, the fix."""
+
+    path: str
+    line: int
+    column: int
+    rule: str
+    severity: str  # error, warning
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class LintResult:
+    """Every finding of the files linted, and how many files."""
+
+    findings: tuple[Finding, ...]
+    files: int
+
+    @property
+    def errors(self) -> int:
+        """How many findings are errors."""
+        return sum(finding.severity == "error" for finding in self.findings)
 
 
 @dataclass(frozen=True, slots=True)

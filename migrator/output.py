@@ -38,6 +38,7 @@ from migrator.model import (
     FileOutcome,
     FileStatus,
     FleetResult,
+    LintResult,
     LockHolder,
     MigrateResult,
     Migration,
@@ -93,6 +94,7 @@ LISTS = {
     "reset": ("reset", "applied", "pending", "unlisted"),
     "config": ("settings",),
     "fleet": ("targets",),
+    "lint": ("findings",),
 }
 
 
@@ -569,8 +571,24 @@ class PlainReporter:
         ]
         headers = ("target", "state", "applied", "left", "took", "detail")
         self._table(f"fleet of {_plural(len(rows), 'target')}", headers, rows, 1)
-        stopped = "; stopped by Ctrl-C" if result.interrupted else ""
+        stopped = f"; stopped by {result.signal}" if result.interrupted else ""
         self._out(f"{describe(result.outcomes)}{stopped}")
+
+    def _linted(self, result: LintResult) -> None:
+        for finding in result.findings:
+            self._out(
+                f"{finding.path}:{finding.line}:{finding.column}: {finding.rule} "
+                f"({finding.severity}): {finding.message}"
+            )
+            self._out(_indent(finding.fix, "    "))
+        warnings = len(result.findings) - result.errors
+        if result.findings:
+            self._out(
+                f"lint: {_plural(result.files, 'file')}, {_plural(result.errors, 'error')}, "
+                f"{_plural(warnings, 'warning')}"
+            )
+        else:
+            self._out(f"lint: {_plural(result.files, 'file')}, nothing found")
 
     def _configured(self, result: ConfigResult) -> None:
         rows = [(row.name, row.value, row.source) for row in result.settings]
@@ -590,6 +608,7 @@ _RENDER: dict[type, Callable[[Any, Any], None]] = {
     NewResult: PlainReporter._created,
     ConfigResult: PlainReporter._configured,
     FleetResult: PlainReporter._fleeted,
+    LintResult: PlainReporter._linted,
 }
 
 
@@ -1082,6 +1101,11 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     },
     NewResult: lambda result: {"created": result.path, "down": result.down or None},
     ConfigResult: lambda result: {"settings": [asdict(row) for row in result.settings]},
+    LintResult: lambda result: {
+        "findings": [asdict(finding) for finding in result.findings],
+        "files": result.files,
+        "errors": result.errors,
+    },
     FleetResult: lambda result: {
         "targets": [_value(outcome) for outcome in result.outcomes],
         "summary": {
@@ -1091,3 +1115,57 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
         "interrupted": result.interrupted,
     },
 }
+
+
+def lint_formatted(result: LintResult, form: str) -> str:
+    """Lint findings as SARIF 2.1.0 (code-scanning uploads) or GitHub workflow commands."""
+    if form == "github":
+        lines = [
+            f"::{'error' if f.severity == 'error' else 'warning'} file={f.path},line={f.line},"
+            f"col={f.column},title={f.rule}::{f.message}. {f.fix}".replace("\n", "%0A")
+            for f in result.findings
+        ]
+        return "".join(line + "\n" for line in lines)
+    from migrator import __version__
+    from migrator.linter import RULES
+
+    used = sorted({finding.rule for finding in result.findings})
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "migrator",
+                        "version": __version__,
+                        "rules": [
+                            {
+                                "id": name,
+                                "shortDescription": {"text": RULES[name].problem},
+                                "help": {"text": RULES[name].fix},
+                            }
+                            for name in used
+                        ],
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": f.rule,
+                        "level": f.severity,
+                        "message": {"text": f"{f.message}. Instead: {f.fix}"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": f.path},
+                                    "region": {"startLine": f.line, "startColumn": f.column},
+                                }
+                            }
+                        ],
+                    }
+                    for f in result.findings
+                ],
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"

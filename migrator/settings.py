@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     tenant_template: str | None = None
     # [tool.migrator.databases.<name>]: url_env (or url) and any other setting, for --db NAME.
     databases: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # [tool.migrator.lint]: rule = "off" | "warning" | "error".
+    lint: dict[str, str] = Field(default_factory=dict)
+    lint_on_migrate: bool = False  # migrate lints the pending files first, refusing on an error
 
     def __init__(self, **values: Any) -> None:
         """Settings from `values` on top of the other sources; ConfigError names each bad one."""
@@ -373,6 +376,8 @@ def explain(**flags: Any) -> list[tuple[str, str, str]]:
             shown = ",".join(value)
         elif name == "databases":
             shown = ",".join(value)  # the names only: a table may hold a URL
+        elif name == "lint":
+            shown = ",".join(f"{rule}={severity}" for rule, severity in value.items())
         else:
             shown = "" if value is None else str(value)
         rows.append((name, shown, source))

@@ -317,6 +317,9 @@ def read_directives(text: str, path: str, *, allowed: frozenset[str]) -> tuple[D
             mode = new_mode
         elif word == "always-run":
             always_run = True
+        elif word == "lint-ignore":  # read by lint, from the text
+            if not value:
+                problems.append(f"{where}: lint-ignore needs the rules: lint-ignore=rule-a,rule-b")
         elif timeout_ms(value) is None:
             problems.append(
                 f"{where}: {word} needs a duration such as 30s, 500ms or 5min, at most 24 days"
@@ -332,7 +335,7 @@ def read_directives(text: str, path: str, *, allowed: frozenset[str]) -> tuple[D
 
 
 MIGRATION_DIRECTIVES = frozenset(
-    {"single-transaction", "no-transaction", "lock-timeout", "statement-timeout"}
+    {"single-transaction", "no-transaction", "lock-timeout", "statement-timeout", "lint-ignore"}
 )
 
 
@@ -396,7 +399,9 @@ def parse(file: SqlFile, *, allowed: frozenset[str] = MIGRATION_DIRECTIVES) -> M
 
 def _misplaced_directives(text: str, header_end: int, path: str) -> list[str]:
     problems = []
-    for match in re.finditer(r"^[ \t]*--[ \t]*migrator:", text[header_end:], re.MULTILINE):
+    # lint-ignore may stand in a chunk: it quiets lint for that chunk.
+    below = r"^[ \t]*--[ \t]*migrator:(?![ \t]*lint-ignore)"
+    for match in re.finditer(below, text[header_end:], re.MULTILINE):
         line = line_column(text, header_end + match.start())[0]
         problems.append(
             f"{path}:{line}: a migrator directive below the file's leading comments is ignored "

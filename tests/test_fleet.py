@@ -373,6 +373,7 @@ def test_ctrl_c_stops_launching_and_the_running_targets_at_their_next_chunk(
         if child.poll() is None:
             child.kill()
     assert child.returncode == 130, err
+    assert "fleet: stopped by SIGINT" in err
     started = [n for n in names if fleet.journal(n)]
     assert len(started) == 2  # no new target started after Ctrl-C
     for name in started:
@@ -383,3 +384,66 @@ def test_ctrl_c_stops_launching_and_the_running_targets_at_their_next_chunk(
     rerun = cli("fleet", "migrate", "--targets", str(targets))
     assert rerun.exit_code == 0, rerun.output
     assert all(fleet.journal(name) == APPLIED for name in names)
+
+
+# Found by a review by reproduction; each failed before its fix.
+
+
+def test_a_failure_stops_launching_but_the_running_targets_finish(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    names = fleet.create(3)
+    slow = "".join(f"SELECT pg_sleep(0.2);\n{BREAK}" for _ in range(3)) + "SELECT 1;\n"
+    write(
+        tmp_path,
+        {
+            "sql/public/0001_fails_on_one.sql": "DO $$ BEGIN IF current_database() = '"
+            + names[0]
+            + "' THEN RAISE EXCEPTION 'boom'; END IF; END $$;\n",
+            "sql/public/0002_slow.sql": slow,
+        },
+    )
+    targets = fleet.targets_file(tmp_path, names)
+    result = cli("--json", "fleet", "migrate", "--targets", str(targets), "--parallel", "3")
+    assert result.exit_code == 1
+    states = [(t["target"], t["state"]) for t in json.loads(result.stdout)["targets"]]
+    assert states == [(names[0], "failed"), (names[1], "done"), (names[2], "done")]
+    assert json.loads(result.stdout)["targets"][0]["left"] == 2  # both files still to run
+    assert fleet.journal(names[1]) == APPLIED and fleet.journal(names[2]) == APPLIED
+
+
+def test_bad_tenant_rows_and_setups_are_refused_up_front(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, FILES)
+    for query in ("SELECT ''", "SELECT NULL", "SELECT ' acme'", "SELECT 'information_schema'"):
+        result = cli(
+            "fleet",
+            "migrate",
+            "--tenant-schemas",
+            query,
+            url=database.url,
+            env={"MIGRATOR_TENANT_TEMPLATE": "public"},
+        )
+        assert result.exit_code == 2, (query, result.output)
+    assert database.scalar("SELECT to_regclass('public.__migrations')") is None
+    missing = cli("fleet", "migrate", "--tenant-schemas", "SELECT 'acme'", url=database.url)
+    assert missing.exit_code == 2 and "tenant_template" in missing.stderr
+    broken = cli("fleet", "status", "--targets-query", "SELECT 1/0", url=database.url)
+    assert broken.exit_code == 2 and "--targets-query: the query failed" in broken.stderr
+
+
+def test_production_asks_nothing_when_no_target_has_anything_to_run(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    names = fleet.create(2)
+    write(tmp_path, FILES)
+    targets = fleet.targets_file(tmp_path, names)
+    assert cli("fleet", "migrate", "--targets", str(targets)).exit_code == 0
+    env = {"MIGRATOR_ENV": "production"}
+    assert cli("fleet", "migrate", "--targets", str(targets), env=env).exit_code == 0
+
+
+def test_a_password_in_the_query_string_is_masked_too() -> None:
+    shown = db.mask("postgresql://u:first%40x@127.0.0.1/db?password=second")
+    assert "first" not in shown and "second" not in shown

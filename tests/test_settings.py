@@ -46,6 +46,8 @@ def test_the_defaults_in_a_folder_with_no_files() -> None:
         "wait_for_db": 0.0,
         "tenant_template": None,
         "databases": {},
+        "lint": {},
+        "lint_on_migrate": False,
     }
     assert {source for _, source in explained().values()} == {"default"}
     assert settings.conninfo(loaded, {}) is None

@@ -1262,7 +1262,7 @@ def test_directives_are_parsed_into_the_migration(
     )
 
 
-KNOWN = "lock-timeout, no-transaction, single-transaction, statement-timeout"
+KNOWN = "lint-ignore, lock-timeout, no-transaction, single-transaction, statement-timeout"
 
 
 @pytest.mark.parametrize(
