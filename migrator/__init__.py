@@ -16,6 +16,7 @@ __all__ = [
     "ConfigResult",
     "ConnectionLost",
     "DriftError",
+    "DumpResult",
     "FileOutcome",
     "FileState",
     "FileStatus",
@@ -41,10 +42,12 @@ __all__ = [
     "SilentReporter",
     "StatusResult",
     "ValidateResult",
+    "VerifyResult",
     "__version__",
     "adopt",
     "baseline",
     "config",
+    "dump",
     "fleet",
     "lint",
     "migrate",
@@ -55,6 +58,7 @@ __all__ = [
     "seed",
     "status",
     "validate",
+    "verify",
 ]
 
 if TYPE_CHECKING:
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
         adopt,
         baseline,
         config,
+        dump,
         fleet,
         lint,
         migrate,
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
         seed,
         status,
         validate,
+        verify,
     )
     from migrator.errors import (
         BadFile,
@@ -93,6 +99,7 @@ if TYPE_CHECKING:
         AdoptResult,
         BaselineResult,
         ConfigResult,
+        DumpResult,
         FileOutcome,
         FileState,
         FileStatus,
@@ -109,6 +116,7 @@ if TYPE_CHECKING:
         SilentReporter,
         StatusResult,
         ValidateResult,
+        VerifyResult,
     )
     from migrator.settings import Settings
 

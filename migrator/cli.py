@@ -775,8 +775,10 @@ def lint(
     from migrator.errors import LintFailed
 
     given = targets or []
-    paths = [name for name in given if name.endswith(".sql") or "/" in name]
+    paths = [name for name in given if name.endswith(".sql") or "/" in name or Path(name).is_file()]
     with _run(ctx, "lint") as (settings, reporter):
+        if ctx.obj.json and form is not LintFormat.text:
+            raise UsageError(f"--format {form.value} and --json go alone: give one of them")
         result = commands.lint(
             settings,
             reporter=reporter,
@@ -794,10 +796,54 @@ def lint(
         if result.errors:
             raise LintFailed(
                 f"lint: {result.errors} error{'s' if result.errors != 1 else ''} in "
-                f"{result.files} files",
+                f"{result.files} file{'s' if result.files != 1 else ''}",
                 hint="Each finding shows the safe way; quiet a rule for one chunk with -- "
                 "migrator: lint-ignore=RULE, or for all in [tool.migrator.lint].",
             )
+
+
+@app.command()
+def dump(
+    ctx: typer.Context,
+    schemas: Schemas = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="Where (sql/schema.sql).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 3 with the diff when the file differs.")
+    ] = False,
+) -> None:
+    """Write the managed schemas' schema-only dump, the same bytes for the same schema."""
+    from migrator import commands
+
+    with _run(ctx, "dump") as (settings, reporter):
+        result = commands.dump(
+            settings, reporter=reporter, select=schemas or (), out=out, check=check
+        )
+        reporter.show(result)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    schemas: Schemas = None,
+    shadow_url: Annotated[
+        str | None,
+        typer.Option(
+            "--shadow-url",
+            metavar="URL",
+            help="A server to make the shadow database on (default: the embedded one).",
+        ),
+    ] = None,
+) -> None:
+    """Apply every file to a shadow database and compare its schema with the target's."""
+    from migrator import commands
+
+    with _run(ctx, "verify") as (settings, reporter):
+        result = commands.verify(
+            settings, reporter=reporter, select=schemas or (), shadow_url=shadow_url
+        )
+        reporter.show(result)
 
 
 # goose and golang-migrate call it create: found either way, listed once.

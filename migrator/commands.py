@@ -16,6 +16,7 @@ from migrator.model import (
     BaselineResult,
     ConfigResult,
     Drift,
+    DumpResult,
     FileOutcome,
     FileState,
     FileStatus,
@@ -40,6 +41,7 @@ from migrator.model import (
     StatusResult,
     TxMode,
     ValidateResult,
+    VerifyResult,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +89,8 @@ def migrate(
             journals = engine.read_journals(conn, files, settings.journal_table)
             rows = engine.read_repeatables(conn, repeatables, settings.journal_table)
             plans = engine.plan(files, journals, scope, repeatables, rows)
+            if lint or settings.lint_on_migrate:
+                _lint_before(settings, reporter, plans)
             return _migrated(
                 target, files, plans, [], unlisted, 0, dry_run=True, repeatables=repeatables
             )
@@ -114,6 +118,8 @@ def migrate(
             ).pending
             raise
     took = _ms_since(started)
+    if outcomes and settings.dump_after_migrate and settings.env == "development" and not tenant:
+        dump(settings, reporter=reporter, select=select)  # reviews show the schema it made
     return _migrated(target, files, plans, outcomes, unlisted, took, repeatables=repeatables)
 
 
@@ -598,16 +604,17 @@ def lint(
 
     settings, reporter = _setup(settings, reporter, values)
     chosen = _lint_rules(settings)
-    if paths:
-        found = [_read_path(path) for path in paths]
-    else:
+    found = list({file.path: file for file in map(_read_path, paths)}.values())
+    if select or every or not paths:  # schemas named with files: both
         versioned, repeatables = _project(settings, select)
         if every or configured(settings) is None:
-            found = [f for files in versioned.values() for f in files]
-            found += [f.down for f in found if f.down is not None]
-            found += [f for files in repeatables.values() for f in files]
+            every_file = [f for files in versioned.values() for f in files]
+            every_file += [f.down for f in every_file if f.down is not None]
+            every_file += [f for files in repeatables.values() for f in files]
         else:
-            found = _pending_files(settings, reporter, versioned, repeatables)
+            every_file = _pending_files(settings, reporter, versioned, repeatables)
+        named = {file.path for file in found}
+        found += [file for file in every_file if file.path not in named]
     problems: list[str] = []
     migrations = []
     for file in found:
@@ -620,6 +627,119 @@ def lint(
     return _linted(migrations, chosen)
 
 
+def dump(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    out: str | os.PathLike[str] | None = None,
+    check: bool = False,
+    **values: Any,
+) -> DumpResult:
+    """Write the schema-only dump of the selected schemas (all by default; migrator's own
+    tables left out), the same bytes for the same schema, to `out` (sql/schema.sql); with
+    `check`, compare it with the file instead: DriftError (exit 3), with the diff, when the
+    file differs from what the database holds."""
+    from pathlib import Path
+
+    from migrator import discovery, snapshot
+
+    settings, reporter = _setup(settings, reporter, values)
+    schemas = list(_files(settings, select))
+    with _session(settings, reporter) as conn:
+        program = snapshot.pg_dump(conn.info.server_version // 10000)
+        conninfo = _conninfo_of(conn)
+    excluded = snapshot.excluded_tables(schemas, settings.journal_table, settings.seeds_table)
+    text = snapshot.dump(program, conninfo, schemas, excluded)
+    path = Path(out) if out is not None else settings.sql_dir / discovery.SCHEMA_DUMP
+    shown = discovery.display(path)
+    lines = text.count("\n")
+    if check:
+        try:
+            committed = path.read_text(encoding="utf-8")
+        except OSError:
+            committed = ""
+        if committed != text:
+            difference = snapshot.diff(committed, text, f"{shown} (committed)", "the database")
+            reporter.drift(Drift(shown, difference.rstrip("\n"), False))
+            raise DriftError(
+                f"{shown} differs from the schema the database holds",
+                problems=_object_lines(difference),
+                hint=f"Regenerate it with migrator dump (--out {shown}) and commit it.",
+            )
+        return DumpResult(shown, lines, checked=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    return DumpResult(shown, lines)
+
+
+def verify(
+    settings: Settings | None = None,
+    *,
+    reporter: Reporter | None = None,
+    select: Sequence[str] = (),
+    shadow_url: str | None = None,
+    **values: Any,
+) -> VerifyResult:
+    """Apply every migration file, in order, to a fresh shadow database (on the embedded
+    server, or on `shadow_url`'s), dump it and the target's schema, and compare: DriftError
+    (exit 3) naming what differs when the target drifted. The shadow database is dropped
+    afterwards, whatever happened."""
+    import uuid
+
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+    from pydantic import SecretStr
+
+    from migrator import db, embedded, snapshot
+
+    settings, reporter = _setup(settings, reporter, values)
+    schemas = list(_files(settings, select))
+    with _session(settings, reporter) as conn:
+        target_name, target_major = _target(conn), conn.info.server_version // 10000
+        target = _conninfo_of(conn)
+    base = shadow_url or embedded.start(settings.embedded_dir)
+    name = f"migrator_shadow_{uuid.uuid4().hex[:12]}"
+    with db.connect(base, wait=0) as admin:
+        admin.autocommit = True
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        shadow_major = admin.info.server_version // 10000
+    shadow = make_conninfo(base, dbname=name)
+    try:
+        applying = settings.model_copy(
+            update={"database_url": SecretStr(shadow), "env": "development"}
+        )
+        try:
+            migrate(applying, reporter=SilentReporter(), select=select)
+        except MigrationFailed as error:
+            error.hint = (
+                f"{error.hint} " if error.hint else ""
+            ) + "verify applies every file to an empty shadow database: they must apply there."
+            raise
+        program = snapshot.pg_dump(max(target_major, shadow_major))
+        excluded = snapshot.excluded_tables(schemas, settings.journal_table, settings.seeds_table)
+        expected = snapshot.dump(program, shadow, schemas, excluded)
+        actual = snapshot.dump(program, target, schemas, excluded)
+    finally:  # also after a failure or Ctrl-C: the shadow database never stays
+        with db.connect(base, wait=0) as admin:
+            admin.autocommit = True
+            dropping = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(dropping.format(sql.Identifier(name)))
+    if expected != actual:
+        difference = snapshot.diff(expected, actual, "what the files make", "the database")
+        reporter.drift(Drift(target_name, difference.rstrip("\n"), False))
+        raise DriftError(
+            "the database's schema differs from what the migration files make",
+            problems=_object_lines(difference),
+            hint="Something changed the database outside the migrations (a hotfix, an index "
+            "made by hand): undo it, or write it into a migration.",
+        )
+    return VerifyResult(target_name, name, tuple(schemas))
+
+
 def config(**values: Any) -> ConfigResult:
     """Every setting, its value (the password masked) and where it came from."""
     from migrator import settings
@@ -630,6 +750,28 @@ def config(**values: Any) -> ConfigResult:
 # What the commands share.
 
 
+def _conninfo_of(conn: Connection) -> str:
+    """The session's connection string, password included, for pg_dump."""
+    from psycopg.conninfo import make_conninfo
+
+    password = conn.info.password
+    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
+
+
+def _object_lines(difference: str) -> list[str]:
+    """The lines of a dump diff that name an object or a column: what is only on one side."""
+    found = []
+    for line in difference.splitlines():
+        if line.startswith(("+++", "---")) or not line.startswith(("+", "-")):
+            continue
+        body = line[1:].strip()
+        if not body or body.startswith("--"):
+            continue
+        side = "only in the database" if line.startswith("+") else "only in what the files make"
+        found.append(f"{side}: {body}")
+    return found[:50]
+
+
 def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) -> None:
     """Lint the files a migrate is about to run; LintFailed, nothing run, on an error."""
     from migrator.errors import LintFailed
@@ -637,14 +779,13 @@ def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) 
     migrations = [step.migration for plan in plans for step in plan.steps]
     migrations += [migration for plan in plans for migration in plan.repeatables]
     result = _linted(migrations, _lint_rules(settings))
-    for finding in result.findings:
-        reporter.notice(
-            f"{finding.path}:{finding.line}:{finding.column}: {finding.rule}: "
-            f"{finding.severity}: {finding.message}"
-        )
+    for f in result.findings:
+        place = f"{f.path}:{f.line}:{f.column}"
+        reporter.notice(f"{place}: {f.rule} ({f.severity}): {f.message}\n    {f.fix}")
     if result.errors:
+        errors = f"{result.errors} error{'' if result.errors == 1 else 's'}"
         raise LintFailed(
-            f"lint: {result.errors} errors in the files to apply; nothing was applied",
+            f"lint: {errors} in the files to apply; nothing was applied",
             hint="Fix them (migrator lint shows the safe way), or quiet a rule for a chunk "
             "with -- migrator: lint-ignore=RULE.",
         )
@@ -679,6 +820,8 @@ def _read_path(path: str | os.PathLike[str]) -> SqlFile:
 
     file = Path(path)
     shown = discovery.display(file)
+    if file.suffix != ".sql":
+        raise ConfigError(f"{shown}: not a .sql file", hint="lint takes .sql files and schemas.")
     try:
         data = discovery.read_bytes(str(file))
     except OSError as exc:

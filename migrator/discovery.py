@@ -48,12 +48,14 @@ def find_schemas(sql_dir: Path, configured: tuple[str, ...] = ()) -> list[str]:
             found.append(entry.name)
             if problem := schema_problem(entry.name):
                 problems.append(f"{path}: {problem}")
-        elif entry.name.endswith(".sql"):
+        elif entry.name.endswith(".sql") and entry.name != SCHEMA_DUMP:
             problems.append(f"{path}: migrations belong in a schema folder, e.g. {prefix}/public/")
     if problems:
         raise BadFile(sorted(problems), hint="Nothing was applied. Fix the folders and run again.")
     return schema_order(found, configured)
 
+
+SCHEMA_DUMP = "schema.sql"  # `migrator dump` writes it beside the schema folders
 
 # A schema folder holding this is drizzle-kit output, read through it (migrator.drizzle, which
 # only such folders import).

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 COMMANDS = ("migrate", "status", "validate", "seed")
 _NAMED = re.compile(r"([A-Za-z0-9_.-]+)=(.+)", re.DOTALL)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_COMMENT = re.compile(r"(?:^|\s)#.*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +47,14 @@ class Target:
 def parse_targets(text: str, environ: Mapping[str, str], path: str) -> list[Target]:
     """PURE. The targets of a targets file: one per line, a URL or name=URL, `#` comments,
     ${VAR} taken from `environ`; ConfigError naming the line for what is wrong."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
+
     from migrator.db import mask
 
     targets: list[Target] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        entry = _COMMENT.sub("", line).strip()
+        entry = _uncommented(line).strip()
         if not entry:
             continue
         missing = [name for name in _VARIABLE.findall(entry) if name not in environ]
@@ -67,8 +69,28 @@ def parse_targets(text: str, environ: Mapping[str, str], path: str) -> list[Targ
             name, conninfo = named[1], named[2].strip()
         else:
             name, conninfo = mask(entry), entry
+        try:
+            conninfo_to_dict(conninfo)
+        except Error:
+            raise ConfigError(
+                f"{path}:{number}: not a connection string ({mask(conninfo)})",
+                hint="Write a URL (postgresql://user@host/db), NAME=URL, or libpq's "
+                "key=value form, one per line.",
+            ) from None
         targets.append(Target(name, conninfo))
     return _checked(targets, path)
+
+
+def _uncommented(line: str) -> str:
+    """The line without its `#` comment: a `#` at its start or after a space, outside quotes
+    (libpq's key='value' form may hold one)."""
+    quoted = False
+    for at, character in enumerate(line):
+        if character == "'" and (at == 0 or line[at - 1] != "\\"):
+            quoted = not quoted
+        elif character == "#" and not quoted and (at == 0 or line[at - 1].isspace()):
+            return line[:at]
+    return line
 
 
 def _libpq_keywords() -> set[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from migrator import sqlfile
 from migrator.errors import ConfigError
-from migrator.model import Chunk, Finding, Migration
+from migrator.model import Chunk, Finding, Migration, TxMode
 
 ERROR, WARNING = "error", "warning"
 
@@ -194,7 +194,12 @@ _VOLATILE = {
     "nextval",
     "setseed",
 }
-_IGNORE = re.compile(r"--[ \t]*migrator:[ \t]*lint-ignore[ \t]*=[ \t]*([A-Za-z0-9_, \t-]+)")
+# A comment line `-- migrator: lint-ignore=rule-a, rule-b`, free text allowed after the names.
+_IGNORE = re.compile(
+    r"^[ \t]*--[ \t]*migrator:[ \t]*lint-ignore\b[ \t]*=?[ \t]*"
+    r"([A-Za-z0-9_-]+(?:[ \t]*,[ \t]*[A-Za-z0-9_-]+)*)?",
+    re.MULTILINE,
+)
 
 
 def severities(config: Mapping[str, str]) -> dict[str, str]:
@@ -212,11 +217,23 @@ def severities(config: Mapping[str, str]) -> dict[str, str]:
     return chosen
 
 
-def ignored(text: str) -> set[str]:
-    """The rules a `-- migrator: lint-ignore=a,b` comment in the text names."""
-    return {
-        name.strip() for found in _IGNORE.finditer(text) for name in found[1].split(",") if name
-    }
+def ignored(text: str, path: str = "", line: int = 1) -> set[str]:
+    """The rules the `-- migrator: lint-ignore=a,b` comment lines of the text name (its first
+    line being `line` of `path`); ConfigError naming the place of one that names no rule, or
+    an unknown one."""
+    found: set[str] = set()
+    for match in _IGNORE.finditer(text):
+        where = f"{path}:{line + text.count(chr(10), 0, match.start())}"
+        names = {name.strip() for name in (match[1] or "").split(",") if name.strip()}
+        unknown = sorted(name for name in names if name not in RULES)
+        if not names or unknown:
+            what = f"unknown rule {', '.join(unknown)}" if unknown else "no rule named"
+            raise ConfigError(
+                f"{where}: lint-ignore: {what}",
+                hint=f"Write -- migrator: lint-ignore=RULE[,RULE]; rules: {', '.join(RULES)}.",
+            )
+        found |= names
+    return found
 
 
 def lint(migration: Migration, chosen: Mapping[str, str]) -> list[Finding]:
@@ -226,15 +243,22 @@ def lint(migration: Migration, chosen: Mapping[str, str]) -> list[Finding]:
     _, header_end = sqlfile.read_directives(
         file.text, file.path, allowed=sqlfile.MIGRATION_DIRECTIVES
     )
-    whole = ignored(file.text[:header_end])  # the file's leading comments: the whole file
+    marker = re.search(r"^[ \t]*-->[ \t]*statement-breakpoint", file.text, re.MULTILINE)
+    if marker:  # the leading comments end at the first chunk's end, at the latest
+        header_end = min(header_end, marker.start())
+    whole = ignored(file.text[:header_end], file.path)  # the leading comments: the whole file
     if file.name.endswith(".down.sql"):  # dropping what the up file made is its purpose
         whole |= {"ban-drop-table", "ban-drop-column"}
-    made: set[str] = set()
+    made: set[tuple[str, str]] = set()
+    # In one transaction (a single-transaction or repeatable file) an enum value added in
+    # one chunk cannot be used in a later one either.
+    added: list[str] | None = [] if migration.mode is TxMode.SINGLE else None
     findings: list[Finding] = []
     starts = sqlfile.line_starts(file.text)
     for chunk in migration.chunks:
-        skip = whole | ignored(chunk.sql)
-        for name, offset, detail in _chunk(chunk, made):
+        line = sqlfile.line_column(file.text, chunk.start, starts)[0]
+        skip = whole | ignored(chunk.sql, file.path, line)
+        for name, offset, detail in _chunk(chunk, made, added):
             severity = chosen.get(name, "off")
             if severity == "off" or name in skip:
                 continue
@@ -245,9 +269,11 @@ def lint(migration: Migration, chosen: Mapping[str, str]) -> list[Finding]:
     return findings
 
 
-def _chunk(chunk: Chunk, made: set[str]) -> Iterator[tuple[str, int, str]]:
+def _chunk(
+    chunk: Chunk, made: set[tuple[str, str]], added: list[str] | None
+) -> Iterator[tuple[str, int, str]]:
     """(rule, offset in the chunk, detail) for each finding of one chunk; `made` gains the
-    tables and indexes it creates."""
+    tables and indexes it creates, `added` (None: this chunk's alone) the enum values."""
     from pglast import parse_sql
     from pglast.parser import ParseError
 
@@ -257,7 +283,7 @@ def _chunk(chunk: Chunk, made: set[str]) -> Iterator[tuple[str, int, str]]:
         message, at = (*error.args, 0)[:2]
         yield "syntax-error", max(int(at or 0), 0), f": {message}"
         return
-    added: list[str] = []  # enum values added in this chunk
+    added = [] if added is None else added
     for raw in statements:
         at = raw.stmt_location or 0
         while at < len(chunk.sql) and chunk.sql[at] in " \t\n":
@@ -265,31 +291,43 @@ def _chunk(chunk: Chunk, made: set[str]) -> Iterator[tuple[str, int, str]]:
         node: Any = raw.stmt
         kind = type(node).__name__
         text = chunk.sql[at : at + raw.stmt_len] if raw.stmt_len else chunk.sql[at:]
-        for value in added:
-            if f"'{value}'" in text:
-                yield "enum-value-added-and-used", at, f" ('{value}')"
+        if kind not in ("AlterEnumStmt", "CommentStmt"):
+            for value in added:
+                if "'" + value.replace("'", "''") + "'" in text:
+                    yield "enum-value-added-and-used", at, f" ('{value}')"
         for rule, detail in _statement(kind, node, made):
             yield rule, at, detail
         if kind == "AlterEnumStmt" and node.newVal:
             added.append(str(node.newVal))
 
 
-def _name(relation: Any) -> str:
-    return str(relation.relname or "").lower() if relation is not None else ""
+def _name(relation: Any) -> tuple[str, str]:
+    """(schema, name) as PostgreSQL reads them (unquoted names folded by the parser)."""
+    if relation is None:
+        return ("", "")
+    return (str(relation.schemaname or ""), str(relation.relname or ""))
 
 
-def _statement(kind: str, node: Any, made: set[str]) -> Iterable[tuple[str, str]]:
+def _shown(name: tuple[str, str]) -> str:
+    return ".".join(part for part in name if part)
+
+
+def _statement(kind: str, node: Any, made: set[tuple[str, str]]) -> Iterable[tuple[str, str]]:
     """(rule, detail) for one statement."""
     if kind == "CreateStmt":
-        made.add(_name(node.relation))
+        if not node.if_not_exists:  # IF NOT EXISTS: it may be there already, and large
+            made.add(_name(node.relation))
         yield from _columns(node.tableElts or ())
-    elif kind == "CreateTableAsStmt":
-        made.add(_name(node.into.rel if node.into else None))
+    elif kind == "CreateTableAsStmt" and node.into and not node.if_not_exists:
+        made.add(_name(node.into.rel))
     elif kind == "IndexStmt":
+        table = _name(node.relation)
         if node.idxname:
-            made.add(str(node.idxname).lower())
-        if not node.concurrent and _name(node.relation) not in made:
-            yield "require-concurrent-index-creation", f" ({_name(node.relation)})"
+            made.add((table[0], str(node.idxname)))
+        # ON ONLY a partitioned table builds nothing (and cannot be CONCURRENTLY).
+        only = node.relation is not None and not node.relation.inh
+        if not node.concurrent and not only and table not in made:
+            yield "require-concurrent-index-creation", f" ({_shown(table)})"
     elif kind == "DropStmt":
         yield from _drop(node, made)
     elif kind == "DropdbStmt":
@@ -297,17 +335,19 @@ def _statement(kind: str, node: Any, made: set[str]) -> Iterable[tuple[str, str]
     elif kind == "TruncateStmt" and _enum_name(node.behavior) == "DROP_CASCADE":
         yield "ban-truncate-cascade", ""
     elif kind == "RenameStmt":
-        renamed = _enum_name(node.renameType)
-        if renamed == "OBJECT_COLUMN" and _name(node.relation) not in made:
+        renamed, table = _enum_name(node.renameType), _name(node.relation)
+        if renamed == "OBJECT_COLUMN" and table not in made:
             yield "renaming-column", f" ({node.subname} to {node.newname})"
-        elif renamed == "OBJECT_TABLE" and _name(node.relation) not in made:
-            yield "renaming-table", f" ({_name(node.relation)} to {node.newname})"
-    elif kind == "AlterTableStmt":
+        elif renamed == "OBJECT_TABLE" and table not in made:
+            yield "renaming-table", f" ({_shown(table)} to {node.newname})"
+        elif renamed == "OBJECT_TABLE":
+            made.add((table[0], str(node.newname)))
+    elif kind == "AlterTableStmt" and _enum_name(node.objtype) == "OBJECT_TABLE":
         table = _name(node.relation)
         for command in node.cmds or ():
-            yield from _alter(table, command, table in made)
+            yield from _alter(_shown(table), command, table in made)
     elif kind == "VacuumStmt":
-        full = any(option.defname == "full" for option in node.options or ())
+        full = any(option.defname == "full" and _true(option.arg) for option in node.options or ())
         tables = [_name(rel.relation) for rel in node.rels or ()]
         if full and (not tables or any(t not in made for t in tables)):
             yield "ban-vacuum-full", ""
@@ -316,24 +356,33 @@ def _statement(kind: str, node: Any, made: set[str]) -> Iterable[tuple[str, str]
     elif kind == "LockStmt" and any(_name(rel) not in made for rel in node.relations or ()):
         yield "ban-lock-table", ""
     elif kind == "RefreshMatViewStmt" and not node.concurrent and _name(node.relation) not in made:
-        yield "require-concurrent-refresh", f" ({_name(node.relation)})"
+        yield "require-concurrent-refresh", f" ({_shown(_name(node.relation))})"
+
+
+def _true(argument: Any) -> bool:
+    """An option's value: none given, or anything but false/off/0, is true."""
+    if argument is None:
+        return True
+    value = str(getattr(argument, "sval", None) or getattr(argument, "ival", "1")).lower()
+    return value not in ("false", "off", "0", "no")
 
 
 def _enum_name(value: Any) -> str:
     return str(getattr(value, "name", value))
 
 
-def _drop(node: Any, made: set[str]) -> Iterable[tuple[str, str]]:
+def _drop(node: Any, made: set[tuple[str, str]]) -> Iterable[tuple[str, str]]:
     removed = _enum_name(node.removeType)
     names = [  # (schema, name) lists for tables and indexes; functions and types differ
-        str(parts[-1].sval).lower()
+        (str(parts[-2].sval) if len(parts) > 1 else "", str(parts[-1].sval))
         for parts in node.objects or ()
         if isinstance(parts, tuple) and parts and hasattr(parts[-1], "sval")
     ]
+    shown = ", ".join(_shown(name) for name in names)
     if removed == "OBJECT_INDEX" and not node.concurrent and any(n not in made for n in names):
-        yield "require-concurrent-index-deletion", f" ({', '.join(names)})"
+        yield "require-concurrent-index-deletion", f" ({shown})"
     elif removed == "OBJECT_TABLE" and any(n not in made for n in names):
-        yield "ban-drop-table", f" ({', '.join(names)})"
+        yield "ban-drop-table", f" ({shown})"
 
 
 def _alter(table: str, command: Any, new: bool) -> Iterable[tuple[str, str]]:
@@ -373,7 +422,7 @@ def _columns(elements: Sequence[Any], *, existing_table: bool = False) -> Iterab
             yield "prefer-identity", where
         elif base == "timestamp":
             yield "prefer-timestamptz", where
-        elif base == "varchar":
+        elif base == "varchar" and column.typeName.typmods:
             yield "prefer-text-field", where
         elif base == "bpchar":
             yield "ban-char-field", where
@@ -381,8 +430,12 @@ def _columns(elements: Sequence[Any], *, existing_table: bool = False) -> Iterab
             continue
         constraints = list(column.constraints or ())
         kinds = {_enum_name(c.contype) for c in constraints}
-        if "CONSTR_NOTNULL" in kinds and "CONSTR_DEFAULT" not in kinds:
+        defaults = [c for c in constraints if _enum_name(c.contype) == "CONSTR_DEFAULT"]
+        null_default = all(_is_null(c.raw_expr) for c in defaults)
+        if "CONSTR_NOTNULL" in kinds and null_default:
             yield "adding-not-nullable-field", where
+        if kinds & {"CONSTR_IDENTITY", "CONSTR_GENERATED"}:
+            yield "adding-field-with-default", f"{where}: every row gets its value, rewritten"
         for constraint in constraints:
             kind = _enum_name(constraint.contype)
             if kind == "CONSTR_DEFAULT" and _volatile(constraint.raw_expr):
@@ -410,3 +463,10 @@ def _volatile(expression: Any) -> bool:
             if type(item).__module__.startswith("pglast") and _volatile(item):
                 return True
     return False
+
+
+def _is_null(expression: Any) -> bool:
+    """True for a missing default or DEFAULT NULL."""
+    if expression is None:
+        return True
+    return type(expression).__name__ == "A_Const" and bool(getattr(expression, "isnull", False))

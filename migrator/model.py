@@ -616,6 +616,24 @@ class LintResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DumpResult:
+    """The schema dump written (or, with --check, compared) at `path`."""
+
+    path: str
+    lines: int
+    checked: bool = False  # compared with the file, which matched
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The target's schema matched what the files make on a shadow database."""
+
+    target: str
+    shadow: str  # the shadow database's name (dropped afterwards)
+    schemas: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SettingRow:
     """One line of `config`: a setting, its value as shown (password masked), its source."""
 

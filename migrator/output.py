@@ -35,6 +35,7 @@ from migrator.model import (
     ChunkKind,
     ConfigResult,
     Drift,
+    DumpResult,
     FileOutcome,
     FileStatus,
     FleetResult,
@@ -57,6 +58,7 @@ from migrator.model import (
     TargetOutcome,
     TxMode,
     ValidateResult,
+    VerifyResult,
 )
 
 if TYPE_CHECKING:
@@ -95,6 +97,8 @@ LISTS = {
     "config": ("settings",),
     "fleet": ("targets",),
     "lint": ("findings",),
+    "dump": ("drift",),
+    "verify": ("drift",),
 }
 
 
@@ -590,6 +594,18 @@ class PlainReporter:
         else:
             self._out(f"lint: {_plural(result.files, 'file')}, nothing found")
 
+    def _dumped(self, result: DumpResult) -> None:
+        if result.checked:
+            self._out(f"{result.path} matches the database's schema")
+        else:
+            self._out(f"wrote {result.path} ({_plural(result.lines, 'line')})")
+
+    def _verified(self, result: VerifyResult) -> None:
+        self._out(
+            f"the schema of {result.target} matches what the migration files make "
+            f"({', '.join(result.schemas)}; shadow database {result.shadow} dropped)"
+        )
+
     def _configured(self, result: ConfigResult) -> None:
         rows = [(row.name, row.value, row.source) for row in result.settings]
         self._table("settings", ("setting", "value", "from"), rows, -1)
@@ -609,6 +625,8 @@ _RENDER: dict[type, Callable[[Any, Any], None]] = {
     ConfigResult: PlainReporter._configured,
     FleetResult: PlainReporter._fleeted,
     LintResult: PlainReporter._linted,
+    DumpResult: PlainReporter._dumped,
+    VerifyResult: PlainReporter._verified,
 }
 
 
@@ -1101,6 +1119,17 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     },
     NewResult: lambda result: {"created": result.path, "down": result.down or None},
     ConfigResult: lambda result: {"settings": [asdict(row) for row in result.settings]},
+    DumpResult: lambda result: {
+        "path": result.path,
+        "lines": result.lines,
+        "checked": result.checked,
+    },
+    VerifyResult: lambda result: {
+        "target": result.target,
+        "matched": True,
+        "schemas": list(result.schemas),
+        "shadow": result.shadow,
+    },
     LintResult: lambda result: {
         "findings": [asdict(finding) for finding in result.findings],
         "files": result.files,
@@ -1121,11 +1150,14 @@ def lint_formatted(result: LintResult, form: str) -> str:
     """Lint findings as SARIF 2.1.0 (code-scanning uploads) or GitHub workflow commands."""
     if form == "github":
         lines = [
-            f"::{'error' if f.severity == 'error' else 'warning'} file={f.path},line={f.line},"
-            f"col={f.column},title={f.rule}::{f.message}. {f.fix}".replace("\n", "%0A")
+            f"::{'error' if f.severity == 'error' else 'warning'} file={_property(f.path)},"
+            f"line={f.line},col={f.column},title={_property(f.rule)}::"
+            f"{_data(f.message + '. ' + f.fix)}"
             for f in result.findings
         ]
         return "".join(line + "\n" for line in lines)
+    from urllib.parse import quote
+
     from migrator import __version__
     from migrator.linter import RULES
 
@@ -1157,7 +1189,10 @@ def lint_formatted(result: LintResult, form: str) -> str:
                         "locations": [
                             {
                                 "physicalLocation": {
-                                    "artifactLocation": {"uri": f.path},
+                                    "artifactLocation": {
+                                        "uri": quote(f.path),
+                                        "uriBaseId": "%SRCROOT%",
+                                    },
                                     "region": {"startLine": f.line, "startColumn": f.column},
                                 }
                             }
@@ -1169,3 +1204,13 @@ def lint_formatted(result: LintResult, form: str) -> str:
         ],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _data(text: str) -> str:
+    """Text as a GitHub workflow command's message: %, CR and LF escaped."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    """Text as a workflow command's property value: also : and , escaped."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     # [tool.migrator.lint]: rule = "off" | "warning" | "error".
     lint: dict[str, str] = Field(default_factory=dict)
     lint_on_migrate: bool = False  # migrate lints the pending files first, refusing on an error
+    dump_after_migrate: bool = False  # in development, write sql/schema.sql after a migrate
 
     def __init__(self, **values: Any) -> None:
         """Settings from `values` on top of the other sources; ConfigError names each bad one."""

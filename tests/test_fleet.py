@@ -447,3 +447,14 @@ def test_production_asks_nothing_when_no_target_has_anything_to_run(
 def test_a_password_in_the_query_string_is_masked_too() -> None:
     shown = db.mask("postgresql://u:first%40x@127.0.0.1/db?password=second")
     assert "first" not in shown and "second" not in shown
+
+
+def test_targets_file_lines_are_checked_where_they_are_written() -> None:
+    from migrator.errors import ConfigError
+    from migrator.fleets import parse_targets
+
+    (quoted,) = parse_targets("a=host=h password='x #y' dbname=d  # a comment\n", {}, "t")
+    assert quoted.conninfo == "host=h password='x #y' dbname=d"
+    for bad in ("bogus line one\n", "a = postgresql://h/d\n"):
+        with pytest.raises(ConfigError, match="t:1: not a connection string"):
+            parse_targets(bad, {}, "t")

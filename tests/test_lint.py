@@ -210,3 +210,99 @@ def test_the_example_project_lints_clean() -> None:
 def test_lint_of_a_file_is_pure_data() -> None:
     file = SqlFile("public", 1, "0001_a.sql", "sql/public/0001_a.sql", "SELECT 1;\n", "h")
     assert linter.lint(sqlfile.parse(file), linter.severities({})) == []
+
+
+# Found by a review by reproduction; each failed before its fix.
+
+FIRES = [
+    ("enum-value-added-and-used",
+     "-- migrator: single-transaction\nALTER TYPE mood ADD VALUE 'x';\n" + BREAK
+     + "CREATE VIEW v AS SELECT 'x'::mood;\n"),
+    ("enum-value-added-and-used", "ALTER TYPE mood ADD VALUE 'it''s';\nSELECT 'it''s'::mood;\n"),
+    ("require-concurrent-index-creation",
+     "CREATE TABLE a.users (id int);\nCREATE INDEX ON b.users (id);\n"),
+    ("require-concurrent-index-creation",
+     'CREATE TABLE "Orders" (id int);\nCREATE INDEX ON orders (id);\n'),
+    ("require-concurrent-index-creation",
+     "CREATE TABLE IF NOT EXISTS t (id int);\nCREATE INDEX ON t (id);\n"),
+    ("adding-field-with-default", "ALTER TABLE t ADD a int GENERATED ALWAYS AS IDENTITY;\n"),
+    ("adding-field-with-default", "ALTER TABLE t ADD b int GENERATED ALWAYS AS (id * 2) STORED;\n"),
+    ("adding-not-nullable-field", "ALTER TABLE t ADD c int NOT NULL DEFAULT NULL;\n"),
+]  # fmt: skip
+QUIET = [
+    ("enum-value-added-and-used",
+     "ALTER TYPE mood ADD VALUE 'a';\nALTER TYPE mood ADD VALUE 'b' AFTER 'a';\n"),
+    ("enum-value-added-and-used", "ALTER TYPE mood ADD VALUE 'a';\nCOMMENT ON TYPE mood IS 'a';\n"),
+    ("require-concurrent-index-creation",
+     "CREATE TABLE t1 (id int);\nALTER TABLE t1 RENAME TO t2;\nCREATE INDEX ON t2 (id);\n"),
+    ("require-concurrent-index-creation", "CREATE INDEX i ON ONLY events (at);\n"),
+    ("changing-column-type", "ALTER TYPE addr ALTER ATTRIBUTE zip TYPE bigint;\n"),
+    ("ban-drop-column", "ALTER TYPE addr DROP ATTRIBUTE zip;\n"),
+    ("prefer-text-field", "CREATE TABLE u (name varchar);\n"),
+    ("ban-vacuum-full", "VACUUM (FULL false) t;\n"),
+    ("require-concurrent-index-creation",
+     "-- migrator: lint-ignore=require-concurrent-index-creation because the table is tiny\n"
+     "CREATE INDEX i ON t (a);\n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "text"), FIRES)
+def test_fires_where_it_was_missed(rule: str, text: str) -> None:
+    assert rule in rules_of(text)
+
+
+@pytest.mark.parametrize(("rule", "text"), QUIET)
+def test_quiet_where_it_misfired(rule: str, text: str) -> None:
+    assert rule not in rules_of(text)
+
+
+def test_an_ignore_in_a_string_or_past_the_first_chunk_does_not_count() -> None:
+    in_string = "SELECT '-- migrator: lint-ignore=ban-lock-table';\nLOCK t;\n"
+    assert "ban-lock-table" in rules_of(in_string)
+    later = (
+        "-- header\n"
+        + BREAK
+        + "-- migrator: lint-ignore=ban-lock-table\nLOCK t;\n"
+        + BREAK
+        + "LOCK t;\n"
+    )
+    assert rules_of(later) == ["ban-lock-table"]  # the second chunk's
+
+
+def test_an_unknown_or_empty_ignore_is_an_error(tmp_path: Path) -> None:
+    for comment in ("lint-ignore=require-concurent-index-creation", "lint-ignore"):
+        write(
+            tmp_path,
+            {"sql/public/0001_a.sql": f"SELECT 1;\n{BREAK}-- migrator: {comment}\nSELECT 2;\n"},
+        )
+        result = cli("lint", "--all")
+        assert result.exit_code == 2, result.output
+        assert "sql/public/0001_a.sql:3: lint-ignore" in result.stderr
+
+
+def test_schemas_and_files_together_are_both_linted_and_paths_must_be_sql(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        {
+            "sql/other/0001_o.sql": "LOCK t;\n",
+            "sql/app/0001_ok.sql": "SELECT 1;\n",
+            "notes.txt": "x\n",
+        },
+    )
+    both = cli("lint", "other", "sql/app/0001_ok.sql")
+    assert both.exit_code == 3 and "ban-lock-table" in both.stdout
+    assert cli("lint", "notes.txt").exit_code == 2
+    assert cli("--json", "lint", "--all", "--format", "sarif").exit_code == 2
+
+
+def test_github_annotations_escape_their_properties(tmp_path: Path) -> None:
+    write(tmp_path, {"sql/my,app/0001_a:b.sql": "LOCK t;\n"})
+    result = cli("lint", "--all", "--format", "github")
+    assert "file=sql/my%2Capp/0001_a%3Ab.sql,line=1" in result.stdout
+
+
+def test_migrate_dry_run_lint_lints(database: Database, tmp_path: Path) -> None:
+    write(tmp_path, {"sql/public/0001_a.sql": "CREATE INDEX i ON t (a);\n"})
+    assert cli("migrate", "--dry-run", "--lint", url=database.url).exit_code == 3

@@ -48,6 +48,7 @@ def test_the_defaults_in_a_folder_with_no_files() -> None:
         "databases": {},
         "lint": {},
         "lint_on_migrate": False,
+        "dump_after_migrate": False,
     }
     assert {source for _, source in explained().values()} == {"default"}
     assert settings.conninfo(loaded, {}) is None
