@@ -119,7 +119,8 @@ def migrate(
             raise
     took = _ms_since(started)
     if outcomes and settings.dump_after_migrate and settings.env == "development" and not tenant:
-        dump(settings, reporter=reporter, select=select)  # reviews show the schema it made
+        written = dump(settings, reporter=reporter)  # every schema: reviews see all it made
+        reporter.info(f"wrote {written.path} (dump_after_migrate)")
     return _migrated(target, files, plans, outcomes, unlisted, took, repeatables=repeatables)
 
 
@@ -649,8 +650,9 @@ def dump(
     with _session(settings, reporter) as conn:
         program = snapshot.pg_dump(conn.info.server_version // 10000)
         conninfo = _conninfo_of(conn)
+        present = _present(conn, schemas)
     excluded = snapshot.excluded_tables(schemas, settings.journal_table, settings.seeds_table)
-    text = snapshot.dump(program, conninfo, schemas, excluded)
+    text = snapshot.dump(program, conninfo, present, excluded)
     path = Path(out) if out is not None else settings.sql_dir / discovery.SCHEMA_DUMP
     shown = discovery.display(path)
     lines = text.count("\n")
@@ -658,13 +660,18 @@ def dump(
         try:
             committed = path.read_text(encoding="utf-8")
         except OSError:
-            committed = ""
+            raise DriftError(
+                f"there is no {shown} to check",
+                problems=[],
+                hint=f"Write it with migrator dump (--out {shown}) and commit it.",
+            ) from None
         if committed != text:
             difference = snapshot.diff(committed, text, f"{shown} (committed)", "the database")
-            reporter.drift(Drift(shown, difference.rstrip("\n"), False))
+            what = "differs from the database's schema"
+            reporter.drift(Drift(shown, difference.rstrip("\n"), False, what))
             raise DriftError(
                 f"{shown} differs from the schema the database holds",
-                problems=_object_lines(difference),
+                problems=_object_lines(difference, "only in the committed file"),
                 hint=f"Regenerate it with migrator dump (--out {shown}) and commit it.",
             )
         return DumpResult(shown, lines, checked=True)
@@ -690,6 +697,7 @@ def verify(
     afterwards, whatever happened."""
     import uuid
 
+    import psycopg
     from psycopg import sql
     from psycopg.conninfo import make_conninfo
     from pydantic import SecretStr
@@ -697,20 +705,48 @@ def verify(
     from migrator import db, embedded, snapshot
 
     settings, reporter = _setup(settings, reporter, values)
-    schemas = list(_files(settings, select))
+    files = _files(settings, select)
+    schemas = list(files)
     with _session(settings, reporter) as conn:
         target_name, target_major = _target(conn), conn.info.server_version // 10000
         target = _conninfo_of(conn)
+        present = _present(conn, schemas)
+        pending = [
+            s.path or s.name
+            for s in _assess(conn, files, settings.journal_table)
+            if s.state in (FileState.PENDING, FileState.FAILED, FileState.RUNNING)
+        ]
+    if pending:  # then it differs, but not by drift
+        raise DriftError(
+            f"{len(pending)} migration files are not applied to {target_name}: verify compares "
+            "what all the files make",
+            problems=pending[:20],
+            hint="Apply them first (migrator migrate), then verify.",
+        )
     base = shadow_url or embedded.start(settings.embedded_dir)
     name = f"migrator_shadow_{uuid.uuid4().hex[:12]}"
-    with db.connect(base, wait=0) as admin:
-        admin.autocommit = True
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        shadow_major = admin.info.server_version // 10000
+    try:
+        with db.connect(base, wait=0) as admin:
+            admin.autocommit = True
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            shadow_major = admin.info.server_version // 10000
+    except psycopg.Error as exc:
+        raise ConfigError(
+            f"cannot make the shadow database on {db.mask(base)}: "
+            f"{exc.diag.message_primary or exc}",
+            hint="Give --shadow-url a server where this user may CREATE DATABASE (the embedded "
+            "server, without --shadow-url).",
+        ) from None
     shadow = make_conninfo(base, dbname=name)
     try:
-        applying = settings.model_copy(
-            update={"database_url": SecretStr(shadow), "env": "development"}
+        applying = settings.model_copy(  # the shadow only: no guard, no lint, no dump file
+            update={
+                "database_url": SecretStr(shadow),
+                "env": "development",
+                "require_run_mode": False,
+                "lint_on_migrate": False,
+                "dump_after_migrate": False,
+            }
         )
         try:
             migrate(applying, reporter=SilentReporter(), select=select)
@@ -721,8 +757,11 @@ def verify(
             raise
         program = snapshot.pg_dump(max(target_major, shadow_major))
         excluded = snapshot.excluded_tables(schemas, settings.journal_table, settings.seeds_table)
-        expected = snapshot.dump(program, shadow, schemas, excluded)
-        actual = snapshot.dump(program, target, schemas, excluded)
+        with db.connect(shadow, wait=0) as made:
+            shadow_present = _present(made, schemas)
+            shadow = _conninfo_of(made)
+        expected = snapshot.dump(program, shadow, shadow_present, excluded)
+        actual = snapshot.dump(program, target, present, excluded)
     finally:  # also after a failure or Ctrl-C: the shadow database never stays
         with db.connect(base, wait=0) as admin:
             admin.autocommit = True
@@ -730,10 +769,11 @@ def verify(
             admin.execute(dropping.format(sql.Identifier(name)))
     if expected != actual:
         difference = snapshot.diff(expected, actual, "what the files make", "the database")
-        reporter.drift(Drift(target_name, difference.rstrip("\n"), False))
+        what = "differs from what the migration files make"
+        reporter.drift(Drift(target_name, difference.rstrip("\n"), False, what))
         raise DriftError(
             "the database's schema differs from what the migration files make",
-            problems=_object_lines(difference),
+            problems=_object_lines(difference, "only in what the files make"),
             hint="Something changed the database outside the migrations (a hotfix, an index "
             "made by hand): undo it, or write it into a migration.",
         )
@@ -751,25 +791,42 @@ def config(**values: Any) -> ConfigResult:
 
 
 def _conninfo_of(conn: Connection) -> str:
-    """The session's connection string, password included, for pg_dump."""
+    """The session's connection string, password included, for pg_dump: only the settings
+    given (an older pg_dump's libpq refuses keywords a newer one adds)."""
     from psycopg.conninfo import make_conninfo
 
-    password = conn.info.password
-    return make_conninfo(conn.info.dsn, **({"password": password} if password else {}))
+    given = dict(conn.info.get_parameters())
+    if conn.info.password:
+        given["password"] = conn.info.password
+    return make_conninfo("", **given)
 
 
-def _object_lines(difference: str) -> list[str]:
-    """The lines of a dump diff that name an object or a column: what is only on one side."""
-    found = []
+def _present(conn: Connection, schemas: Sequence[str]) -> list[str]:
+    """Those of the schemas that the database has (pg_dump refuses a pattern matching none)."""
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(schemas),)
+    ).fetchall()
+    there = {str(row[0]) for row in rows}
+    return [schema for schema in schemas if schema in there]
+
+
+def _object_lines(difference: str, left: str) -> list[str]:
+    """The lines of a dump diff on one side only (a trailing comma aside, and without bare
+    punctuation), each labelled with its side (`left` for the first)."""
+    removed: list[str] = []
+    added: list[str] = []
     for line in difference.splitlines():
         if line.startswith(("+++", "---")) or not line.startswith(("+", "-")):
             continue
-        body = line[1:].strip()
-        if not body or body.startswith("--"):
+        body = line[1:].strip().rstrip(",")
+        if not body or body.startswith("--") or not any(c.isalnum() for c in body):
             continue
-        side = "only in the database" if line.startswith("+") else "only in what the files make"
-        found.append(f"{side}: {body}")
-    return found[:50]
+        (added if line.startswith("+") else removed).append(body)
+    found = [f"{left}: {body}" for body in removed if body not in added]
+    found += [f"only in the database: {body}" for body in added if body not in removed]
+    if len(found) > 50:
+        found = [*found[:50], f"… and {len(found) - 50} more lines (see the diff)"]
+    return found
 
 
 def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) -> None:

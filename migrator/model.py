@@ -324,6 +324,7 @@ class Drift:
     path: str
     diff: str
     whitespace_only: bool
+    what: str = "changed since applied"  # the panel's title after the path
 
 
 class Reporter(Protocol):

@@ -299,7 +299,7 @@ class PlainReporter:
                 "intended, record it: migrator repair --reason 'whitespace')"
             )
         else:
-            self._panel(f"{drift.path}: changed since applied", drift.diff)
+            self._panel(f"{drift.path}: {drift.what}", drift.diff)
 
     def review(self, preview: Preview) -> None:
         """What is about to change, before it is confirmed."""

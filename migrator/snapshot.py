@@ -63,6 +63,8 @@ def dump(program: str, conninfo: str, schemas: Sequence[str], excluded: Sequence
     owners, privileges or the lines that change between runs: the same schema, the same text."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+    if not schemas:  # none of them exists yet: an empty schema, not pg_dump's whole database
+        return "-- no managed schema exists in the database\n"
     parts = conninfo_to_dict(conninfo)
     password = parts.pop("password", None)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}

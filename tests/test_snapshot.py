@@ -97,6 +97,7 @@ def test_verify_drops_the_shadow_when_a_file_fails_there(
     database: Database, tmp_path: Path
 ) -> None:
     write(tmp_path, {"sql/public/0001_a.sql": "SELECT 1/0;\n"})
+    assert cli("baseline", "public", "--version", "1", url=database.url).exit_code == 0
     result = cli("verify", "--shadow-url", server_of(database), url=database.url)
     assert result.exit_code == 1
     assert "empty shadow database" in result.stderr
@@ -139,3 +140,58 @@ def test_a_pg_dump_too_old_for_the_server_says_what_to_install() -> None:
     with pytest.raises(ConfigError, match="needs pg_dump 99 or newer") as raised:
         snapshot.pg_dump(99)
     assert "Install PostgreSQL 99's client tools" in raised.value.hint
+
+
+# Found by a review by reproduction; each failed before its fix.
+
+
+def test_pending_files_are_said_so_not_called_drift(database: Database, tmp_path: Path) -> None:
+    write(tmp_path, FILES)
+    assert cli("migrate", url=database.url).exit_code == 0
+    write(tmp_path, {"sql/public/0002_more.sql": "CREATE TABLE more (id int);\n"})
+    result = cli("verify", "--shadow-url", server_of(database), url=database.url)
+    assert result.exit_code == 3
+    assert "1 migration files are not applied" in result.stderr
+    assert "sql/public/0002_more.sql" in result.stderr
+
+
+def test_a_managed_schema_not_there_yet_is_dumped_as_missing(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, {"sql/app/0001_t.sql": "CREATE TABLE t (id int);\n"})
+    result = cli("dump", "app", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert "no managed schema exists" in (tmp_path / "sql/schema.sql").read_text()
+
+
+def test_verify_writes_no_file_and_ignores_migrate_only_settings(
+    database: Database, tmp_path: Path
+) -> None:
+    write(tmp_path, FILES)
+    assert cli("migrate", url=database.url).exit_code == 0
+    (tmp_path / "sql/schema.sql").write_text("committed\n")
+    env = {
+        "MIGRATOR_DUMP_AFTER_MIGRATE": "true",
+        "MIGRATOR_LINT_ON_MIGRATE": "true",
+    }
+    result = cli("verify", "--shadow-url", server_of(database), url=database.url, env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sql/schema.sql").read_text() == "committed\n"
+
+
+def test_dump_check_without_a_committed_file_says_so(database: Database, tmp_path: Path) -> None:
+    write(tmp_path, FILES)
+    assert cli("migrate", url=database.url).exit_code == 0
+    result = cli("dump", "--check", url=database.url)
+    assert result.exit_code == 3 and "there is no sql/schema.sql to check" in result.stderr
+
+
+def test_drift_lines_name_only_what_differs(database: Database, tmp_path: Path) -> None:
+    write(tmp_path, FILES)
+    assert cli("migrate", url=database.url).exit_code == 0
+    database.query("ALTER TABLE public.item ADD extra int")
+    result = cli("verify", "--shadow-url", server_of(database), url=database.url)
+    assert result.exit_code == 3
+    assert 'only in the database: "extra" integer' in result.stderr
+    assert '"price" integer' not in result.stderr.split("error:")[1]
+    assert "differs from what the migration files make" in result.stdout
