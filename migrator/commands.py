@@ -150,7 +150,9 @@ def rollback(
         raise ConfigError(f"--to {to}: give a version, 0 or more (0 reverts every file)")
     files = _files(settings, ())  # every schema: a down file must leave the others' journals be
     if schema is not None:
-        _files(settings, [schema])  # ConfigError when there is no such schema folder
+        from migrator import discovery
+
+        discovery.select_schemas(list(files), (schema,))  # ConfigError: no such schema folder
     if not dry_run:
         _writing(settings)
     with _session(settings, reporter) as conn:

@@ -276,14 +276,7 @@ def _apply_repeatable(
         else:
             if chunks:
                 reporter.chunks_started(step, chunks[0], chunks[-1])
-
-            def run() -> None:
-                with chunk_transaction(conn, chunks[-1] if chunks else NO_CHUNK):
-                    for chunk in chunks:
-                        execute_chunk(conn, chunk)
-                    conn.execute(record(len(chunks)), prepare=False)
-
-            retrying(run, step, settings, reporter)
+            retrying(lambda: run_single(conn, step, record), step, settings, reporter)
             for chunk in chunks:  # committed together: no time of their own
                 reporter.chunk_done(step, chunk, None)
     except ChunkError as failure:
@@ -556,9 +549,10 @@ def _batch_failure(
 
 def run_single(conn: db.Connection, step: Step, record: Record) -> None:
     """The chunks not yet done in one transaction with the journal update (all of them, unless
-    an earlier run in statement mode committed some before the file became single-transaction)."""
+    an earlier run in statement mode committed some before the file became single-transaction;
+    none for a file of comments only, whose update goes alone)."""
     chunks = step.migration.chunks
-    with chunk_transaction(conn, chunks[-1]):
+    with chunk_transaction(conn, chunks[-1] if chunks else NO_CHUNK):
         for chunk in chunks[step.chunks_done :]:
             execute_chunk(conn, chunk)
         conn.execute(record(len(chunks)), prepare=False)

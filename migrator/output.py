@@ -232,12 +232,15 @@ class PlainReporter:
 
     def file_done(self, outcome: FileOutcome) -> None:
         """A line as the file ends, with its time."""
+        self._ended("applied", outcome, "chunk")
+
+    def _ended(self, verb: str, outcome: FileOutcome, unit: str) -> None:
         self.where = ""
         resumed = ""
         if outcome.resumed:
             resumed = f", resumed at chunk {outcome.chunks_total - outcome.chunks_run + 1}"
-        chunks = _plural(outcome.chunks_run, "chunk")
-        self.info(f"applied {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
+        chunks = _plural(outcome.chunks_run, unit)
+        self.info(f"{verb} {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
 
     def revert_started(self, reversal: Reversal) -> None:
         """A line as the file's rollback starts."""
@@ -247,12 +250,7 @@ class PlainReporter:
 
     def file_reverted(self, outcome: FileOutcome) -> None:
         """A line as the file's rollback ends, with its time."""
-        self.where = ""
-        resumed = ""
-        if outcome.resumed:
-            resumed = f", resumed at chunk {outcome.chunks_total - outcome.chunks_run + 1}"
-        chunks = _plural(outcome.chunks_run, "down chunk")
-        self.info(f"reverted {outcome.path} ({chunks}{resumed}) {_duration(outcome.duration_ms)}")
+        self._ended("reverted", outcome, "down chunk")
 
     def seed_started(self, name: str) -> None:
         """Where the server messages that follow come from."""

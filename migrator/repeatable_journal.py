@@ -89,8 +89,10 @@ class RepeatableJournal:
     def ensure(self, conn: Connection) -> None:
         """Create the schema (when missing) and the table (when missing)."""
         with as_session_user(conn):
-            if self.read(conn) is not None:  # one of another shape is refused here
-                return
+            qualified = self.identifier.as_string(conn)
+            shape = check_shape(conn, qualified, _SHAPE, key="name", what="repeatable journal")
+            if shape is not None:
+                return  # there, of our shape (check_shape refuses another)
             if not schema_exists(conn, self.schema):
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
             conn.execute(sql.SQL(_CREATE).format(table=self.identifier))

@@ -14,7 +14,6 @@ from psycopg.errors import UndefinedTable
 from migrator import db, planner
 from migrator.engine import (
     BROKEN,
-    NO_CHUNK,
     ChunkError,
     check_journals,
     chunk_transaction,
@@ -26,6 +25,7 @@ from migrator.engine import (
     ms_since,
     retrying,
     run_autocommit,
+    run_single,
 )
 from migrator.errors import MigrationFailed, MigratorError
 from migrator.journal import HISTORY_SUFFIX, LOCK_LOST, Journal
@@ -149,12 +149,13 @@ def _revert(
     step = reversal.step
     left = down.chunks[reversal.chunks_done :]
     try:
-        if not left:  # only comments, or every chunk committed: the row goes at once
-            with chunk_transaction(conn, down.chunks[-1] if down.chunks else NO_CHUNK):
-                conn.execute(record(total, reversal.chunks_done), prepare=False)
-        elif down.mode is TxMode.SINGLE:
-            reporter.chunks_started(step, left[0], left[-1])
-            _single(conn, reversal, record, settings, reporter)
+        if not left or down.mode is TxMode.SINGLE:
+            # What is left in one transaction with the row's deletion; none left (only
+            # comments, or every chunk committed): the deletion alone.
+            if left:
+                reporter.chunks_started(step, left[0], left[-1])
+            whole = partial(record, before=reversal.chunks_done)
+            retrying(lambda: run_single(conn, step, whole), step, settings, reporter)
             for chunk in left:
                 reporter.chunk_done(step, chunk, None)
         else:
@@ -185,26 +186,6 @@ def _chunk(conn: db.Connection, chunk: Chunk, record: Callable[[int], str]) -> N
     with chunk_transaction(conn, chunk):
         execute_chunk(conn, chunk)
         conn.execute(record(chunk.index), prepare=False)
-
-
-def _single(
-    conn: db.Connection,
-    reversal: Reversal,
-    record: Callable[[int, int], str],
-    settings: Settings,
-    reporter: Reporter,
-) -> None:
-    """The down chunks not yet done in one transaction (all of them, unless an earlier run in
-    statement mode committed some before the file became single-transaction)."""
-    chunks, done = reversal.down.chunks, reversal.chunks_done
-
-    def run() -> None:
-        with chunk_transaction(conn, chunks[-1]):
-            for chunk in chunks[done:]:
-                execute_chunk(conn, chunk)
-            conn.execute(record(len(chunks), done), prepare=False)
-
-    retrying(run, reversal.step, settings, reporter)
 
 
 class _Stopped(Exception):
