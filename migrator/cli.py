@@ -302,6 +302,15 @@ Confirm = Annotated[
 
 class AdoptFrom(enum.StrEnum):
     drizzle = "drizzle"
+    prisma = "prisma"
+    dbmate = "dbmate"
+    golang_migrate = "golang-migrate"
+    goose = "goose"
+    flyway = "flyway"
+    diesel = "diesel"
+
+
+_TOOLS = "|".join(tool.value for tool in AdoptFrom)
 
 
 class LintFormat(enum.StrEnum):
@@ -583,24 +592,26 @@ def adopt(
     ctx: typer.Context,
     tool: Annotated[
         AdoptFrom,
-        typer.Argument(metavar="drizzle", help="The runner that migrated the database."),
+        typer.Argument(metavar=_TOOLS, help="The runner that migrated the database."),
     ],
     schema: Annotated[
         str, typer.Option("--schema", help="The schema folder holding the migrations.")
     ] = "public",
     table: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--table",
             metavar="SCHEMA.TABLE",
-            help="Where Drizzle's migrate() recorded what it ran.",
+            help="Where the runner recorded what it ran (default: its own table, e.g. "
+            "drizzle.__drizzle_migrations, public.schema_migrations).",
         ),
-    ] = "drizzle.__drizzle_migrations",
+    ] = None,
     dry_run: DryRun = False,
     confirm: Confirm = None,
 ) -> None:
-    """Journal the files another runner already applied (matched by hash), without running
-    them; refuses, changing nothing, when a recorded migration matches no file."""
+    """Journal the files another runner already applied, without running them; refuses,
+    changing nothing, when a recorded migration failed, is dirty, or (Drizzle) matches no
+    file."""
     from migrator import commands
 
     with _run(ctx, "adopt") as (settings, reporter):
@@ -612,6 +623,45 @@ def adopt(
             reporter=reporter,
             dry_run=dry_run,
             confirm=confirm,
+        )
+        reporter.show(result)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    kind: Annotated[
+        AdoptFrom, typer.Argument(metavar=_TOOLS, help="The runner whose folder this is.")
+    ],
+    source: Annotated[str, typer.Argument(help="The runner's migrations folder.")],
+    schema: Annotated[
+        str, typer.Option("--schema", help="The schema folder to write the files into.")
+    ] = "public",
+    split: Annotated[
+        bool,
+        typer.Option(
+            "--split",
+            help="Put a statement-breakpoint between statements, so that each runs in its "
+            "own transaction (BEGIN ... COMMIT blocks stay whole).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be written; write nothing.")
+    ] = False,
+) -> None:
+    """Write another runner's migrations as migrator files (with their down files); files
+    the runner would not run, or runs by accident, are reported and left out."""
+    from migrator import commands
+
+    with _run(ctx, "import") as (settings, reporter):
+        result = commands.import_(
+            settings,
+            kind=kind.value,
+            source=source,
+            schema=schema,
+            split=split,
+            dry_run=dry_run,
+            reporter=reporter,
         )
         reporter.show(result)
 

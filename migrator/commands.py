@@ -21,6 +21,8 @@ from migrator.model import (
     FileState,
     FileStatus,
     FleetResult,
+    ImportedFile,
+    ImportResult,
     LintResult,
     MigrateResult,
     Migration,
@@ -28,6 +30,7 @@ from migrator.model import (
     Plan,
     Repair,
     RepairResult,
+    Reported,
     Reporter,
     ResetResult,
     Reversal,
@@ -45,6 +48,9 @@ from migrator.model import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from migrator import importer
     from migrator.db import Connection
     from migrator.drizzle import DrizzleRow
     from migrator.journal import Journal
@@ -415,21 +421,27 @@ def adopt(
     *,
     tool: str = "drizzle",
     schema: str = "public",
-    table: str = "drizzle.__drizzle_migrations",
+    table: str | None = None,
     reporter: Reporter | None = None,
     dry_run: bool = False,
     confirm: str | None = None,
     **values: Any,
 ) -> AdoptResult:
-    """Journal as `baseline` the files that Drizzle's migrator recorded in `table` (matched by
-    hash, else by the journal's `when`), without running them; DriftError, changing nothing,
-    when a recorded migration matches no file."""
-    from migrator import db
+    """Journal as `baseline` the files another runner recorded as applied in its history
+    `table` (the tool's default when None), without running them. Drizzle's rows match by
+    hash, else by the journal's `when`, and one that matches no file is DriftError; the
+    other tools' entries match the files `import` wrote, by version, and failed, rolled-back
+    or dirty entries are DriftError; entries without a file and checksums that differ are
+    reported. Nothing is changed when anything is refused."""
+    from migrator import db, importer
     from migrator.journal import Journal
 
     settings, reporter = _setup(settings, reporter, values)
-    if tool != "drizzle":
-        raise ConfigError(f"cannot adopt from {tool!r}", hint="Supported: drizzle.")
+    if tool not in importer.TABLES:
+        raise ConfigError(
+            f"cannot adopt from {tool!r}", hint=f"Supported: {', '.join(importer.TABLES)}."
+        )
+    table = table or importer.TABLES[tool]
     source = _qualified(table)
     files = _files(settings, [schema])[schema]
     if not dry_run:
@@ -437,14 +449,263 @@ def adopt(
     with _session(settings, reporter) as conn, ExitStack() as held:
         if not dry_run:  # a dry run takes no lock, like every other
             held.enter_context(db.advisory_lock(conn, settings.lock_wait, reporter.lock_waiting))
-        matched, chosen = _adoption(conn, settings, reporter, schema, files, source)
+        if tool == "drizzle":
+            matched, drizzled = _adoption(conn, settings, reporter, schema, files, source)
+            chosen: list[tuple[SqlFile, str, int | None]] = [
+                (file, f"id {row.id}", row.id) for file, row in drizzled
+            ]
+            notes = {file.path: _adoption_note(file, row, table) for file, row in drizzled}
+            without: tuple[str, ...] = ()
+            differs: tuple[str, ...] = ()
+        else:
+            matched, chosen, without, differs, notes = _tool_adoption(
+                conn, settings, reporter, tool, schema, files, source
+            )
         if chosen and not dry_run:
-            lines = [f"adopt {file.path} ({table} id {row.id})" for file, row in chosen]
+            lines = [f"adopt {file.path} ({table} {entry})" for file, entry, _ in chosen]
             _confirm(settings, conn, reporter, confirm, lines)
-            notes = {file.path: _adoption_note(file, row, table) for file, row in chosen}
-            _baseline(conn, Journal(schema, settings.journal_table), [f for f, _ in chosen], notes)
-    adopted = tuple(Adopted(file.path, row.id) for file, row in chosen)
-    return AdoptResult(schema, table, adopted, matched - len(chosen), dry_run)
+            _baseline(
+                conn, Journal(schema, settings.journal_table), [f for f, _, _ in chosen], notes
+            )
+    adopted = tuple(Adopted(file.path, id_, entry) for file, entry, id_ in chosen)
+    return AdoptResult(
+        schema, table, adopted, matched - len(chosen), dry_run, tool, without, differs
+    )
+
+
+def _tool_adoption(
+    conn: Connection,
+    settings: Settings,
+    reporter: Reporter,
+    tool: str,
+    schema: str,
+    files: Sequence[SqlFile],
+    source: tuple[str, str],
+) -> tuple[
+    int,
+    list[tuple[SqlFile, str, int | None]],
+    tuple[str, ...],
+    tuple[str, ...],
+    dict[str, str],
+]:
+    """How many recorded migrations match a file, the matched files without a journal row
+    (with the entry's label), the entries without a file, the files whose checksum differs,
+    and the journal notes; DriftError when an entry failed, was rolled back or is dirty."""
+    from pathlib import Path
+
+    from migrator import discovery, histories, importer
+    from migrator.journal import Journal
+
+    where = ".".join(source)
+    versions: list[object] = [file.version for file in files]
+    keyed = [(file, importer.file_key(tool, file.name, file.version)) for file in files]
+    if tool == "flyway":
+        versions = [importer.flyway_version(key) for _, key in keyed]
+    entries = histories.read(conn, tool, *source, versions)
+    if entries is None:
+        raise ConfigError(
+            f"no table {where} in database {conn.info.dbname}: nothing to adopt",
+            hint=f"Name the table {importer.TOOL_NAMES[tool]} wrote with --table SCHEMA.TABLE.",
+        )
+    refused = [entry for entry in entries if entry.state != "applied"]
+    if refused:
+        raise DriftError(
+            f"{len(refused)} migrations in {where} are not cleanly applied; nothing was adopted",
+            problems=[f"{entry.label}: {entry.state}" for entry in refused],
+            hint=_REFUSED_HINTS[tool],
+        )
+    agrees = {"prisma": importer.prisma_agrees, "flyway": importer.flyway_agrees}.get(tool)
+    by_name = {file.name: file for file in files}
+    raw = [
+        (file.name, key, discovery.read_bytes(str(settings.sql_dir / schema / file.name)))
+        if agrees is not None and Path(settings.sql_dir / schema / file.name).is_file()
+        else (file.name, key, file.text.encode("utf-8"))
+        for file, key in keyed
+    ]
+    found = importer.match(entries, raw, agrees)
+    for entry in found.without_file:
+        reporter.notice(f"warning: {where} records {entry.label}, but no file of {schema} has it")
+    for name, entry in found.mismatched:
+        reporter.notice(
+            f"warning: {by_name[name].path} differs from what {importer.TOOL_NAMES[tool]} ran "
+            f"({entry.label}: checksum {entry.checksum}); adopted as the file is now"
+        )
+    journal = Journal(schema, settings.journal_table)
+    journaled = journal.read(conn, brief=True) or []
+    _no_unfinished_rollback(journaled, schema, "adopt")
+    known = {row.version for row in journaled}
+    chosen: list[tuple[SqlFile, str, int | None]] = [
+        (by_name[name], entry.label, None)
+        for name, entry in found.matched
+        if by_name[name].version not in known
+    ]
+    differs = {name for name, _ in found.mismatched}
+    notes = {
+        by_name[name].path: f"adopted from {importer.TOOL_NAMES[tool]} ({where} {entry.label}"
+        + ("; its checksum differs)" if name in differs else ")")
+        for name, entry in found.matched
+    }
+    return (
+        len(found.matched),
+        chosen,
+        tuple(entry.label for entry in found.without_file),
+        tuple(by_name[name].path for name, _ in found.mismatched),
+        notes,
+    )
+
+
+_REFUSED_HINTS = {
+    "prisma": "A failed migration may be half applied: undo what it did, then prisma migrate "
+    "resolve --rolled-back NAME (and apply it again with prisma migrate deploy), or mark it "
+    "applied with prisma migrate resolve --applied NAME once it is; a rolled-back one is not "
+    "applied: apply it with prisma migrate deploy. Then adopt again.",
+    "golang-migrate": "A dirty version may be half applied: finish or undo it by hand, then "
+    "migrate force VERSION, and adopt again.",
+    "flyway": "A failed migration may be half applied: undo what it did, run flyway repair, "
+    "and adopt again.",
+    "dbmate": "Fix the entries, and adopt again.",
+    "goose": "Fix the entries, and adopt again.",
+    "diesel": "Fix the entries, and adopt again.",
+}
+
+
+def import_(
+    settings: Settings | None = None,
+    *,
+    kind: str,
+    source: str | os.PathLike[str],
+    schema: str = "public",
+    split: bool = False,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    **values: Any,
+) -> ImportResult:
+    """Write the migrations of another runner's folder into the schema folder as migrator
+    files (statements split with `split`); files the tool would not run, or runs by
+    accident, are reported and left out. ConfigError, writing nothing, when a file to write
+    clashes with one already there."""
+    from pathlib import Path
+
+    from migrator import discovery, importer
+
+    settings, reporter = _setup(settings, reporter, values)
+    if kind not in importer.KINDS:
+        raise ConfigError(
+            f"cannot import from {kind!r}", hint=f"Supported: {', '.join(importer.KINDS)}."
+        )
+    folder = Path(source)
+    if (
+        kind == "prisma"
+        and (folder / "migrations").is_dir()
+        and (folder / "schema.prisma").exists()
+    ):
+        folder = folder / "migrations"  # the prisma/ folder given for prisma/migrations
+    found = importer.plan(kind, discovery.source_files(folder), split_statements=split)
+    if not found.migrations and not found.reported:
+        raise ConfigError(
+            f"no {importer.TOOL_NAMES[kind]} migrations in {discovery.display(folder)}",
+            hint="Give the folder the tool reads its migrations from.",
+        )
+    target = settings.sql_dir / schema
+    written = _import_targets(settings, schema, found.migrations)
+    files = tuple(
+        ImportedFile(
+            discovery.display(target / item.name),
+            f"{discovery.display(folder)}/{item.source}",
+            discovery.display(target / item.down_name) if item.down is not None else "",
+            unchanged,
+        )
+        for item, unchanged in written
+    )
+    if not dry_run:
+        _write_imported(target, [item for item, unchanged in written if not unchanged])
+    prefix = discovery.display(folder)
+    return ImportResult(
+        kind,
+        prefix,
+        schema,
+        files,
+        tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in found.reported),
+        tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in found.warnings),
+        dry_run,
+    )
+
+
+def _import_targets(
+    settings: Settings, schema: str, items: Sequence[importer.Imported]
+) -> list[tuple[importer.Imported, bool]]:
+    """Each file to write, with whether it is there already with the same bytes; ConfigError
+    naming every clash with the folder's files (another file, or another version's name)."""
+    from migrator import discovery
+
+    if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
+        raise ConfigError(f"'{schema}' is not a schema folder name")
+    if problem := discovery.schema_problem(schema):
+        raise ConfigError(f"'{schema}': {problem}")
+    target = settings.sql_dir / schema
+    if target.is_dir() and discovery.is_drizzle(target):
+        raise ConfigError(
+            f"{discovery.display(target)} is a drizzle-kit folder: import into another schema"
+        )
+    existing = {entry.name for entry in os.scandir(target)} if target.is_dir() else set()
+    versions: dict[int, list[str]] = {}
+    for name in sorted(existing):
+        parsed = _file_version(name)
+        if parsed is not None:
+            versions.setdefault(parsed, []).append(name)
+    clashes, plan = [], []
+    for item in items:
+        unchanged = True
+        pairs = [(item.name, item.up)] + ([(item.down_name, item.down)] if item.down else [])
+        for name, data in pairs:
+            if name in existing:
+                if discovery.read_bytes(str(target / name)) != data:
+                    clashes.append(f"{discovery.display(target / name)}: there already, different")
+            else:
+                unchanged = False
+        others = [] if item.name.startswith("R__") else versions.get(item.version, [])
+        clashes.extend(
+            f"{discovery.display(target / item.name)}: version {item.version} is "
+            f"{discovery.display(target / other)} there"
+            for other in others
+            if other not in (item.name, item.down_name)
+        )
+        plan.append((item, unchanged))
+    if clashes:
+        count = f"{len(clashes)} file" + ("s" if len(clashes) > 1 else "")
+        raise ConfigError(
+            f"{count} to import clash with files in {discovery.display(target)}; nothing was "
+            "written",
+            problems=clashes,
+            hint="Import into an empty schema folder (--schema NAME), or move those files.",
+        )
+    return plan
+
+
+def _file_version(name: str) -> int | None:
+    """The version of a migration or down file's name; None for other names."""
+    from migrator import sqlfile
+
+    if name.endswith(".down.sql"):
+        name = name[: -len(".down.sql")] + ".sql"
+    parsed = sqlfile.parse_name(name)
+    return parsed[0] if parsed else None
+
+
+def _write_imported(target: Path, items: Sequence[importer.Imported]) -> None:
+    """Write the files, each whole (a temporary name, then renamed): none half written."""
+    if items:
+        target.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        pairs = [(item.name, item.up)] + ([(item.down_name, item.down)] if item.down else [])
+        for name, data in pairs:
+            temporary = target / f".{name}.importing"
+            try:
+                temporary.write_bytes(data)
+                os.replace(temporary, target / name)
+            except OSError as exc:
+                temporary.unlink(missing_ok=True)
+                raise ConfigError(f"cannot write {target / name}: {exc.strerror or exc}") from None
 
 
 def reset(

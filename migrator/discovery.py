@@ -11,10 +11,14 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migrator import sqlfile
 from migrator.errors import BadFile, ConfigError
 from migrator.model import SqlFile
+
+if TYPE_CHECKING:
+    from migrator.importer import SourceFile
 
 
 def schema_order(found: list[str], configured: tuple[str, ...]) -> list[str]:
@@ -431,3 +435,27 @@ def display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def source_files(folder: Path) -> list[SourceFile]:
+    """Every regular file below another runner's migrations folder (links to files too), by
+    path relative to it (node_modules and .git left out); ConfigError when it is not a
+    folder."""
+    from migrator import importer
+
+    if not folder.is_dir():
+        raise ConfigError(f"{display(folder)} is not a folder")
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in ("node_modules", ".git"))
+        relative = Path(root).relative_to(folder)
+        for name in sorted(names):
+            path = Path(root) / name
+            if not path.is_file():
+                continue
+            try:
+                data = read_bytes(str(path))
+            except OSError as exc:
+                raise ConfigError(f"cannot read {display(path)}: {exc.strerror or exc}") from None
+            found.append(importer.SourceFile((relative / name).as_posix(), data))
+    return found

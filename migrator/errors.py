@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -84,9 +85,13 @@ class SeedFailed(MigratorError):
 
 
 class ConfigError(MigratorError):
-    """Bad settings, options or project layout."""
+    """Bad settings, options or project layout (`problems`: each, when there are several)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, hint: str = "", problems: Sequence[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = list(problems)
 
 
 class UsageError(ConfigError):

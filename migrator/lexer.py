@@ -89,6 +89,7 @@ class Statement:
     start: int
     words: tuple[str, ...]  # lower-cased keywords and identifiers outside parentheses
     calls: tuple[str, ...] = ()  # the WATCHED names it uses outside literals and comments
+    end: int = -1  # just past its semicolon (or where its piece ends, without one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +126,13 @@ def split(text: str) -> tuple[Piece, ...]:
     pos = 0
     size = len(text)
 
-    def end_statement() -> None:
+    def end_statement(end: int) -> None:
         nonlocal words, calls, statement_start, paren_depth, begin_depth, last
         if statement_start >= 0:
             if not WATCHED.isdisjoint(words):
                 calls += [word for word in words if word in WATCHED]
             names = tuple(dict.fromkeys(calls)) if calls else ()
-            statements.append(Statement(statement_start, tuple(words), names))
+            statements.append(Statement(statement_start, tuple(words), names, end))
         if calls:
             calls = []
         if groups:
@@ -152,7 +153,7 @@ def split(text: str) -> tuple[Piece, ...]:
         start, pos = match.start(kind), match.end()
         if kind == "comment":
             if text.startswith(MARKER, start):
-                end_statement()
+                end_statement(start)
                 pieces.append(Piece(piece_start, start, tuple(statements), tuple(psql)))
                 statements, psql, piece_start = [], [], pos
             continue
@@ -180,7 +181,7 @@ def split(text: str) -> tuple[Piece, ...]:
             if paren_depth == 0 and begin_depth == 0:
                 if len(words) == 0 and statement_start == start:
                     statement_start = -1  # an empty statement
-                end_statement()
+                end_statement(pos)
                 continue
             if paren_depth == 0:
                 last = ";"  # an END right after it closes the body
@@ -212,7 +213,7 @@ def split(text: str) -> tuple[Piece, ...]:
         elif kind in ("string", "estring", "ident", "dollar"):
             pos = _skip_literal(text, kind, match[kind], start, pos)
         last = ""
-    end_statement()
+    end_statement(size)
     pieces.append(Piece(piece_start, size, tuple(statements), tuple(psql)))
     return tuple(pieces)
 

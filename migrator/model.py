@@ -534,20 +534,56 @@ class BaselineResult:
 
 @dataclass(frozen=True, slots=True)
 class Adopted:
-    """One file journaled from another runner's record."""
+    """One file journaled from another runner's record (`entry`: that record, named)."""
 
     path: str
-    drizzle_id: int
+    drizzle_id: int | None
+    entry: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class AdoptResult:
-    """The files `adopt` journaled (or, on a dry run, would), and how many were already."""
+    """The files `adopt` journaled (or, on a dry run, would), how many were already, and what
+    the tool records that no file matches, or with another checksum."""
 
     schema: str
     source: str
     adopted: tuple[Adopted, ...]
     already: int
+    dry_run: bool
+    tool: str = "drizzle"
+    without_file: tuple[str, ...] = ()
+    checksum_differs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedFile:
+    """A migration file `import` wrote (or would), from `source`; its down file, if any."""
+
+    path: str
+    source: str
+    down: str = ""
+    unchanged: bool = False  # already there with the same bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A source file `import` did not take, or took with a caveat, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What `import` wrote into the schema folder, and the source files it reported."""
+
+    kind: str
+    source: str
+    schema: str
+    files: tuple[ImportedFile, ...]
+    reported: tuple[Reported, ...]
+    warnings: tuple[Reported, ...]
     dry_run: bool
 
 

@@ -23,6 +23,7 @@ from migrator.db import describe_holder
 from migrator.errors import (
     BadFile,
     Cancelled,
+    ConfigError,
     DriftError,
     MigrationFailed,
     MigratorError,
@@ -39,6 +40,7 @@ from migrator.model import (
     FileOutcome,
     FileStatus,
     FleetResult,
+    ImportResult,
     LintResult,
     LockHolder,
     MigrateResult,
@@ -92,7 +94,8 @@ LISTS = {
     "seed": ("seeds",),
     "repair": ("repaired", "drift"),
     "baseline": ("baselined",),
-    "adopt": ("adopted",),
+    "adopt": ("adopted", "without_file", "checksum_differs"),
+    "import": ("imported", "reported", "warnings"),
     "reset": ("reset", "applied", "pending", "unlisted"),
     "config": ("settings",),
     "fleet": ("targets",),
@@ -543,11 +546,36 @@ class PlainReporter:
     def _adopted(self, result: AdoptResult) -> None:
         verb = "would adopt" if result.dry_run else "adopted"
         for adopted in result.adopted:
-            self._out(f"{verb} {adopted.path} ({result.source} id {adopted.drizzle_id})")
+            self._out(f"{verb} {adopted.path} ({result.source} {adopted.entry})")
         count = len(result.adopted)
         already = f" ({result.already} already journaled)" if result.already else ""
         files = "file" if count == 1 else "files"
         self._out(f"{verb} {count} {files} of {result.schema} from {result.source}{already}")
+        if result.without_file or result.checksum_differs:
+            self._out(
+                f"reported: {_plural(len(result.without_file), 'recorded migration')} without "
+                f"a file, {_plural(len(result.checksum_differs), 'file')} whose checksum differs"
+            )
+
+    def _imported(self, result: ImportResult) -> None:
+        verb = "would write" if result.dry_run else "wrote"
+        for file in result.files:
+            state = "unchanged" if file.unchanged else verb
+            self._out(f"{state} {file.path} (from {file.source})")
+            if file.down:
+                self._out(f"{state} {file.down}")
+        for item in result.reported:
+            self._out(f"not imported: {item.path}: {item.reason}")
+        for item in result.warnings:
+            self._out(f"warning: {item.path}: {item.reason}")
+        downs = sum(1 for file in result.files if file.down)
+        self._out(
+            f"{verb if not result.dry_run else 'would import'} "
+            f"{_plural(len(result.files), 'migration')} ({_plural(downs, 'down file')}) from "
+            f"{result.kind} {result.source} into {result.schema}; "
+            f"{_plural(len(result.reported), 'file')} not imported"
+            + (f", {_plural(len(result.warnings), 'warning')}" if result.warnings else "")
+        )
 
     def _reset(self, result: ResetResult) -> None:
         self._migrated(result.migrate)
@@ -618,6 +646,7 @@ _RENDER: dict[type, Callable[[Any, Any], None]] = {
     RepairResult: PlainReporter._repaired,
     BaselineResult: PlainReporter._baselined,
     AdoptResult: PlainReporter._adopted,
+    ImportResult: PlainReporter._imported,
     ResetResult: PlainReporter._reset,
     NewResult: PlainReporter._created,
     ConfigResult: PlainReporter._configured,
@@ -646,7 +675,9 @@ def _failure_lines(error: MigratorError) -> list[tuple[str, str]]:
             lines.append((f"DETAIL: {error.detail}", ""))
         if error.excerpt:
             lines.append((error.excerpt, ""))
-    if isinstance(error, DriftError) or (isinstance(error, BadFile) and len(problems) > 1):
+    if isinstance(error, DriftError | ConfigError) or (
+        isinstance(error, BadFile) and len(problems) > 1
+    ):
         lines.extend((f"  {problem}", "") for problem in problems)
     if error.hint:
         lines.append((f"hint: {error.hint}", "cyan"))
@@ -1109,6 +1140,14 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     AdoptResult: lambda result: {
         "adopted": [asdict(adopted) for adopted in result.adopted],
         "already": result.already,
+        "without_file": list(result.without_file),
+        "checksum_differs": list(result.checksum_differs),
+        "dry_run": result.dry_run,
+    },
+    ImportResult: lambda result: {
+        "imported": [asdict(file) for file in result.files],
+        "reported": [asdict(item) for item in result.reported],
+        "warnings": [asdict(item) for item in result.warnings],
         "dry_run": result.dry_run,
     },
     ResetResult: lambda result: {

@@ -260,8 +260,8 @@ def test_adopt_journals_what_drizzle_ran_and_migrate_finishes(
     assert adopted.exit_code == 0, adopted.output
     document: dict[str, Any] = json.loads(adopted.stdout)
     assert document["adopted"] == [
-        {"path": "sql/public/0000_cool_start.sql", "drizzle_id": 1},
-        {"path": "sql/public/0001_quiet_step.sql", "drizzle_id": 2},
+        {"path": "sql/public/0000_cool_start.sql", "drizzle_id": 1, "entry": "id 1"},
+        {"path": "sql/public/0001_quiet_step.sql", "drizzle_id": 2, "entry": "id 2"},
     ]
     rows = database.query("SELECT version, status, note FROM public.__migrations ORDER BY 1")
     assert [(v, s) for v, s, _ in rows] == [(0, "baseline"), (1, "baseline")]

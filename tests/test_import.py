@@ -1,0 +1,463 @@
+"""`migrator import KIND SOURCE`: each runner's folder, with the quirks real repositories hit,
+written as migrator files; what the runner would not run, or runs by accident, reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import cli, write
+
+from migrator import importer, sqlfile
+from migrator.importer import SourceFile
+from migrator.lexer import MARKER
+
+
+def imported(kind: str, source: dict[str, str | bytes], *args: str) -> dict[str, Any]:
+    """Write the source folder, import it (JSON), and return the document; exit 0 asserted."""
+    write(Path("src"), source)
+    result = cli("import", kind, "src", "--json", *args)
+    assert result.exit_code == 0, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def folder(schema: str = "public") -> dict[str, str]:
+    """The files of a schema folder, by name."""
+    root = Path("sql") / schema
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(root.iterdir()) if p.is_file()}
+
+
+def reported(document: dict[str, Any]) -> dict[str, str]:
+    return {item["path"]: item["reason"] for item in document["reported"]}
+
+
+def test_dbmate_sections_options_and_loose_names() -> None:
+    document = imported(
+        "dbmate",
+        {
+            "20240101000000_users.sql": "-- a comment before\n-- migrate:up\n"
+            "create table u (id int);\n"
+            "\n-- migrate:down\ndrop table u;\n",
+            "20240102000000_index.sql": "-- migrate:up transaction:false\n"
+            "create index concurrently u_id on u (id);\n-- migrate:down\n",
+            "20240103000000_orders_up.sql": "-- migrate:up\ncreate table o (id int);\n"
+            "-- migrate:down\n",
+            "20240103000000_orders_down.sql": "-- migrate:up\ndrop table o;\n-- migrate:down\n",
+            "20240104000000_two.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"
+            "-- migrate:up\nselect 2;\n-- migrate:down\n",
+            "20240105000000_nodown.sql": "-- migrate:up\nselect 1;\n",
+            "20240106000000_early.sql": "select 1;\n-- migrate:up\nselect 2;\n-- migrate:down\n",
+            "9_late.sql": "-- migrate:up\nselect 9;\n-- migrate:down\n",
+            "notes.sql": "select 1;",
+            "README.md": "not a migration",
+            "old/1_x.sql": "-- migrate:up\n-- migrate:down\n",
+        },
+    )
+    assert folder() == {
+        "20240101000000_users.down.sql": "drop table u;\n",
+        "20240101000000_users.sql": "-- a comment before\ncreate table u (id int);\n\n",
+        "20240102000000_index.sql": "-- migrator: no-transaction\n"
+        "create index concurrently u_id on u (id);\n",
+    }
+    reasons = reported(document)
+    assert set(reasons) == {
+        "src/20240103000000_orders_up.sql",
+        "src/20240103000000_orders_down.sql",
+        "src/20240104000000_two.sql",
+        "src/20240105000000_nodown.sql",
+        "src/20240106000000_early.sql",
+        "src/9_late.sql",
+        "src/notes.sql",
+        "src/old/1_x.sql",
+    }
+    assert "runs it as a migration of its own" in reasons["src/20240103000000_orders_down.sql"]
+    assert "several '-- migrate:up'" in reasons["src/20240104000000_two.sql"]
+    assert "no '-- migrate:down' line" in reasons["src/20240105000000_nodown.sql"]
+    assert "statements before" in reasons["src/20240106000000_early.sql"]
+    assert "dbmate sorts by file names" in reasons["src/9_late.sql"]
+    assert "sub-folder" in reasons["src/old/1_x.sql"]
+    assert [(f["path"], f["down"]) for f in document["imported"]] == [
+        ("sql/public/20240101000000_users.sql", "sql/public/20240101000000_users.down.sql"),
+        ("sql/public/20240102000000_index.sql", ""),
+    ]
+
+
+def test_golang_migrate_pairs_and_names_it_would_run_by_accident() -> None:
+    document = imported(
+        "golang-migrate",
+        {
+            "000001_init.up.sql": "BEGIN;\ncreate table a (id int);\nCOMMIT;\n",
+            "000001_init.down.sql": "drop table a;\n",
+            "000002_more.up.sql": "create table b (id int);\n",
+            "000003_x.up.sql.bak": "create table c (id int);\n",
+            "000004_typo_up.sql": "create table d (id int);\n",
+            "000005_y.UP.sql": "create table e (id int);\n",
+            "000006_dup.up.sql": "select 1;\n",
+            "6_dup_again.up.sql": "select 2;\n",
+            "000007_orphan.down.sql": "select 1;\n",
+            "0_zero.up.sql": "create table z (id int);\n",
+        },
+    )
+    assert folder() == {
+        "0_zero.sql": "create table z (id int);\n",
+        "000001_init.down.sql": "drop table a;\n",
+        "000001_init.sql": "BEGIN;\ncreate table a (id int);\nCOMMIT;\n",
+        "000002_more.sql": "create table b (id int);\n",
+    }
+    reasons = reported(document)
+    assert "takes any extension" in reasons["src/000003_x.up.sql.bak"]
+    assert "golang-migrate ignores it" in reasons["src/000004_typo_up.sql"]
+    assert "golang-migrate ignores it" in reasons["src/000005_y.UP.sql"]
+    assert "two files with version 6" in reasons["src/000006_dup.up.sql"]
+    assert "two files with version 6" in reasons["src/6_dup_again.up.sql"]
+    assert "without its up file" in reasons["src/000007_orphan.down.sql"]
+
+
+def test_goose_annotations_no_transaction_and_refused_files() -> None:
+    document = imported(
+        "goose",
+        {
+            "00001_users.sql": "-- +goose Up\n-- +goose StatementBegin\n"
+            "create function f() returns int language plpgsql as $$ begin return 1; end $$;\n"
+            "-- +goose StatementEnd\ncreate table u (id int);\n\n"
+            "-- +goose Down\ndrop table u;\ndrop function f;\n",
+            "00002_idx.sql": "-- +goose NO TRANSACTION\n-- +goose up\n"
+            "create index concurrently u_id on u (id);\n-- +goose DOWN\n"
+            "drop index concurrently u_id;\n",
+            "00003_env.sql": "-- +goose ENVSUB ON\n-- +goose Up\ncreate role ${ROLE_NAME};\n",
+            "00004_indented.sql": "  -- +goose Up\nselect 1;\n",
+            "00005_noup.sql": "select 1;\n",
+            "00008_shout.sql": "-- +goose Up\ncreate table s (id int);\n-- +GOOSE Down\n"
+            "drop table s;\n",
+            "00006_go.go": "package migrations\n",
+            "0_zero.sql": "-- +goose Up\nselect 0;\n",
+            "7_typo.SQL": "-- +goose Up\nselect 7;\n",
+            "setup.sql": "-- +goose Up\nselect 1;\n",
+        },
+    )
+    assert folder() == {
+        "00001_users.down.sql": "drop table u;\ndrop function f;\n",
+        "00001_users.sql": "create function f() returns int language plpgsql as "
+        "$$ begin return 1; end $$;\ncreate table u (id int);\n\n",
+        "00002_idx.down.sql": "-- migrator: no-transaction\ndrop index concurrently u_id;\n",
+        "00002_idx.sql": "-- migrator: no-transaction\ncreate index concurrently u_id on u (id);\n",
+        "00003_env.sql": "create role ${ROLE_NAME};\n",
+    }
+    reasons = reported(document)
+    assert (
+        "leading" in reasons["src/00004_indented.sql"]
+        or "not an annotation" in (reasons["src/00004_indented.sql"])
+    )
+    assert "SQL before '-- +goose Up'" in reasons["src/00005_noup.sql"]
+    assert "a Go migration" in reasons["src/00006_go.go"]
+    assert "as a plain comment" in reasons["src/00008_shout.sql"]
+    assert "versions start at 1" in reasons["src/0_zero.sql"]
+    assert "lower case" in reasons["src/7_typo.SQL"]
+    assert "no version" in reasons["src/setup.sql"]
+    warnings = {item["path"]: item["reason"] for item in document["warnings"]}
+    assert "ENVSUB" in warnings["src/00003_env.sql"]
+
+
+def test_prisma_folders_order_hidden_and_missing_scripts() -> None:
+    script = '-- CreateTable\nCREATE TABLE "User" ("id" SERIAL NOT NULL);\r\n'
+    document = imported(
+        "prisma",
+        {
+            "migration_lock.toml": 'provider = "postgresql"\n',
+            "0_init/migration.sql": script,
+            "20240101120000_add_post/migration.sql": 'CREATE TABLE "Post" ("id" INT);\n',
+            "20240101120000_add_post/notes.sql": "select 1;",
+            "20240102000000_empty/README.md": "no script here",
+            ".hidden_2024/migration.sql": "select 1;",
+            "init_without_number/migration.sql": "select 1;",
+            "9_after/migration.sql": "select 9;",
+        },
+    )
+    written = (Path("sql/public/0_init.sql")).read_bytes()
+    assert written == script.encode()  # byte for byte, CRLF kept
+    assert set(folder()) == {"0_init.sql", "20240101120000_add_post.sql"}
+    reasons = reported(document)
+    assert "no migration.sql" in reasons["src/20240102000000_empty"]
+    assert "hidden folder" in reasons["src/.hidden_2024"]
+    assert "does not start with a number" in reasons["src/init_without_number/migration.sql"]
+    assert "Prisma sorts by folder names" in reasons["src/9_after/migration.sql"]
+    assert "only migration.sql" in reasons["src/20240101120000_add_post/notes.sql"]
+
+
+def test_prisma_of_another_provider_is_not_imported() -> None:
+    document = imported(
+        "prisma",
+        {"migration_lock.toml": 'provider = "mysql"\n', "1_init/migration.sql": "select 1;"},
+    )
+    assert not Path("sql/public").exists()
+    assert "not PostgreSQL" in reported(document)["src/1_init"]
+
+
+def test_diesel_versions_metadata_and_refused_folders() -> None:
+    imported(
+        "diesel",
+        {
+            "00000000000000_diesel_initial_setup/up.sql": "create function g() returns int "
+            "language sql as 'select 1';\n",
+            "00000000000000_diesel_initial_setup/down.sql": "drop function g;\n",
+            "2024-01-01-120000_create_users/up.sql": "create table users (id int);\n",
+            "2024-01-01-120000_create_users/down.sql": "drop table users;\n",
+            "2024-01-02-000000_index/up.sql": "create index concurrently i on users (id);\n",
+            "2024-01-02-000000_index/metadata.toml": "run_in_transaction = false\n",
+            "2024-01-03-000000_empty_metadata/up.sql": "select 1;\n",
+            "2024-01-03-000000_empty_metadata/metadata.toml": "",
+        },
+    )
+    files = folder()
+    assert files == {
+        "00000000000000_diesel_initial_setup.down.sql": "drop function g;\n",
+        "00000000000000_diesel_initial_setup.sql": "create function g() returns int language sql "
+        "as 'select 1';\n",
+        "20240101120000_create_users.down.sql": "drop table users;\n",
+        "20240101120000_create_users.sql": "create table users (id int);\n",
+        "20240102000000_index.sql": "-- migrator: no-transaction\n"
+        "create index concurrently i on users (id);\n",
+        # serde reads a metadata.toml without the key as false: Diesel runs it outside one
+        "20240103000000_empty_metadata.sql": "-- migrator: no-transaction\nselect 1;\n",
+    }
+    Path("src2/2024-02-01-000000_no_up").mkdir(parents=True)
+    write(
+        Path("src2"),
+        {
+            "2024-02-01-000000_no_up/down.sql": "select 1;",
+            "2024-02-02-000000_empty/up.sql": "",
+            "not-a-version_x/up.sql": "select 1;",
+            "2024-01-01-120000_same_version/up.sql": "select 1;",
+        },
+    )
+    result = cli("import", "diesel", "src2", "--schema", "other", "--json")
+    reasons = reported(json.loads(result.stdout))
+    assert "no up.sql" in reasons["src2/2024-02-01-000000_no_up"]
+    assert "empty" in reasons["src2/2024-02-02-000000_empty/up.sql"]
+    assert "not a number" in reasons["src2/not-a-version_x/up.sql"]
+
+
+def test_flyway_versions_undo_repeatables_and_skipped_names() -> None:
+    document = imported(
+        "flyway",
+        {
+            "V1__init.sql": "create table a (id int);\n",
+            "V1_1__add_b.sql": "create table b (id int);\n",
+            "V1.2__add_c.SQL": "create table c (id int);\n",
+            "U1_1__add_b.sql": "drop table b;\n",
+            "nested/V2__in_sub_folder.sql": "create table d (id int);\n",
+            "V2.1__idx.sql": "create index concurrently d_id on d (id);\n",
+            "V2.1__idx.sql.conf": "executeInTransaction=false\n",
+            "R__views.sql": "create or replace view v as select 1;\n",
+            "V3__placeholder.sql": "create schema ${schema_name};\n",
+            "V1_init.sql": "select 1;",
+            "v4__lower.sql": "select 1;",
+            "B5__baseline.sql": "select 1;",
+            "beforeMigrate.sql": "select 1;",
+            "U9__orphan.sql": "select 1;",
+        },
+    )
+    # Dotted versions: numbered in Flyway's order, the Flyway version kept in the name.
+    assert folder() == {
+        "0001_1__init.sql": "create table a (id int);\n",
+        "0002_1.1__add_b.down.sql": "drop table b;\n",
+        "0002_1.1__add_b.sql": "create table b (id int);\n",
+        "0003_1.2__add_c.sql": "create table c (id int);\n",
+        "0004_2__in_sub_folder.sql": "create table d (id int);\n",
+        "0005_2.1__idx.sql": "-- migrator: no-transaction\n"
+        "create index concurrently d_id on d (id);\n",
+        "0006_3__placeholder.sql": "create schema ${schema_name};\n",
+        "R__views.sql": "create or replace view v as select 1;\n",
+    }
+    reasons = reported(document)
+    assert "Flyway skips it" in reasons["src/V1_init.sql"]
+    assert "Flyway skips it" in reasons["src/v4__lower.sql"]
+    assert "baseline migration" in reasons["src/B5__baseline.sql"]
+    assert "callback" in reasons["src/beforeMigrate.sql"]
+    assert "undo file without V9" in reasons["src/U9__orphan.sql"]
+    warnings = {item["path"]: item["reason"] for item in document["warnings"]}
+    assert "placeholders" in warnings["src/V3__placeholder.sql"]
+
+
+def test_flyway_whole_number_versions_stay() -> None:
+    imported("flyway", {"V1__a.sql": "select 1;\n", "V002__b.sql": "select 2;\n"})
+    assert set(folder()) == {"1_a.sql", "002_b.sql"}
+
+
+def test_drizzle_folder_files_outside_its_journal_are_reported() -> None:
+    entries = [
+        {"idx": 0, "version": "7", "when": 1, "tag": "0000_first", "breakpoints": True},
+        {"idx": 1, "version": "7", "when": 2, "tag": "0001_second", "breakpoints": True},
+    ]
+    document = imported(
+        "drizzle",
+        {
+            "meta/_journal.json": json.dumps(
+                {"version": "7", "dialect": "postgresql", "entries": entries}
+            ),
+            "0000_first.sql": f"create table a (id int);{MARKER}\ncreate table b (id int);",
+            "0001_second.sql": "create table c (id int);",
+            "0002_stray.sql": "create table d (id int);",
+        },
+    )
+    assert set(folder()) == {"0000_first.sql", "0001_second.sql"}
+    assert "never runs it" in reported(document)["src/0002_stray.sql"]
+
+
+def test_split_puts_each_statement_in_its_own_chunk() -> None:
+    imported(
+        "golang-migrate",
+        {
+            "1_a.up.sql": "create table a (id int);\ncreate table b (id int); -- note\n"
+            "BEGIN;\ninsert into a values (1);\nCOMMIT;\n"
+            "create index concurrently a_id on a (id);\n"
+            "/* a block\ncomment */ create table c (id int);\nselect 1; select 2;\n",
+        },
+        "--split",
+    )
+    text = folder()["1_a.sql"]
+    assert importer.unsplit(text) == Path("src/1_a.up.sql").read_text()
+    file = sqlfile.read("public", "1_a.sql", "1_a.sql", text.encode())
+    chunks = [chunk.sql.strip() for chunk in sqlfile.parse(file).chunks]
+    assert chunks == [
+        "create table a (id int);",
+        "create table b (id int); -- note",
+        "BEGIN;\ninsert into a values (1);\nCOMMIT;",
+        "create index concurrently a_id on a (id);",
+        "/* a block\ncomment */ create table c (id int);",
+        "select 1; select 2;",  # one line: no place for a marker line between them
+    ]
+
+
+def test_without_split_the_text_is_untouched_and_refusals_are_warned() -> None:
+    source = "create table a (id int);\ncreate index concurrently a_id on a (id);\n"
+    document = imported("golang-migrate", {"1_a.up.sql": source})
+    assert folder()["1_a.sql"] == source
+    warning = document["warnings"][0]
+    assert warning["path"] == "src/1_a.up.sql" and "--split" in warning["reason"]
+
+
+def test_reimport_is_unchanged_and_a_clash_writes_nothing() -> None:
+    source = {"1_a.up.sql": "select 1;\n", "2_b.up.sql": "select 2;\n"}
+    imported("golang-migrate", source)
+    again = imported("golang-migrate", source)
+    assert [f["unchanged"] for f in again["imported"]] == [True, True]
+    write(Path("sql/public"), {"2_other.sql": "select 'mine';\n"})
+    Path("sql/public/1_a.sql").write_text("select 'edited';\n")
+    write(Path("src"), {"3_c.up.sql": "select 3;\n"})
+    result = cli("import", "golang-migrate", "src")
+    assert result.exit_code == 2, result.output
+    assert "2 files to import clash" in result.output
+    assert "version 2 is sql/public/2_other.sql there" in result.output
+    assert not Path("sql/public/3_c.sql").exists()
+    assert Path("sql/public/1_a.sql").read_text() == "select 'edited';\n"
+
+
+def test_dry_run_writes_nothing() -> None:
+    write(Path("src"), {"1_a.up.sql": "select 1;\n"})
+    result = cli("import", "golang-migrate", "src", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would write sql/public/1_a.sql" in result.stdout
+    assert not Path("sql").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("import", "liquibase", "src"), "liquibase"),
+        (("import", "dbmate", "missing"), "is not a folder"),
+        (("import", "dbmate", "src", "--schema", "../x"), "not a schema folder name"),
+    ],
+)
+def test_bad_imports_are_clear_errors(args: tuple[str, ...], message: str) -> None:
+    write(Path("src"), {"1_a.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"})
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_an_empty_source_says_so() -> None:
+    Path("src").mkdir()
+    result = cli("import", "goose", "src")
+    assert result.exit_code == 2
+    assert "no goose migrations in src" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "markers"),
+    [
+        ("select 1;\nselect 2;\n", 1),
+        ("select 1;\r\nselect 2;\r\n", 1),
+        ("\ufeffselect 1;\n-- c\nselect 2", 1),
+        ("select $$;\n$$;\nselect ';\n';\nselect 3;", 2),
+        ("begin;\nselect 1;\nend;\nselect 2;\n", 1),
+        ("select 1; /* x\n*/\nselect 2;\n", 1),
+        ("select 1; select 2;", 0),
+        ("select 1 /* never closed", 0),
+    ],
+)
+def test_unsplit_gives_the_text_back(text: str, markers: int) -> None:
+    split = importer.split_text(text)
+    assert importer.unsplit(split) == text
+    assert split.count(MARKER) == markers
+
+
+def test_checksums_as_the_tools_compute_them() -> None:
+    # Flyway: CRC32 of the lines without line breaks; the same for LF and CRLF, and a BOM.
+    lf = importer.flyway_checksum(b"select 1;\nselect 2;\n")
+    assert lf == importer.flyway_checksum(b"\xef\xbb\xbfselect 1;\r\nselect 2;")
+    assert lf == __import__("zlib").crc32(b"select 1;select 2;") - (1 << 32) * (
+        __import__("zlib").crc32(b"select 1;select 2;") >= 1 << 31
+    )
+    # Prisma: sha256 hex, also with line ends swapped; old rows without zero padding.
+    assert importer.prisma_agrees(
+        b"hello", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
+    assert importer.prisma_agrees(b"a\r\nb", __import__("hashlib").sha256(b"a\nb").hexdigest())
+    digest = __import__("hashlib").sha256(b"x").digest()
+    assert importer.prisma_agrees(b"x", "".join(f"{byte:x}" for byte in digest))
+    assert not importer.prisma_agrees(b"y", digest.hex())
+
+
+def test_history_rows_as_each_tool_reads_them() -> None:
+    goose = importer.goose_entries([(1, 0, True), (2, 1, True), (3, 2, True), (4, 2, False)])
+    assert [e.key for e in goose] == ["1"]  # version 2's newest row says not applied
+    prisma = importer.prisma_entries(
+        [
+            ("1_a", "s1", False, True),  # failed, then resolved rolled back ...
+            ("1_a", "s2", True, False),  # ... and applied again
+            ("2_b", "s3", False, False),  # failed
+            ("3_c", "s4", False, True),  # rolled back, not applied since
+        ]
+    )
+    assert [(e.key, e.state, e.checksum) for e in prisma] == [
+        ("1", "applied", "s2"),
+        ("2", "failed", None),
+        ("3", "rolled back", None),
+    ]
+    flyway = importer.flyway_entries(
+        [
+            (0, None, "<< Flyway Schema Creation >>", "SCHEMA", '"public"', None, True),
+            (1, "1.1", "<< Flyway Baseline >>", "BASELINE", "<< Flyway Baseline >>", None, True),
+            (2, "2", "b", "SQL", "V2__b.sql", 5, True),
+            (3, None, "v", "SQL", "R__v.sql", 6, True),
+            (4, "3", "c", "SQL", "V3__c.sql", 7, True),
+            (5, "3", "c", "DELETE", "V3__c.sql", 7, True),
+        ],
+        [(1,), (1, 1), (2,), (3,)],
+    )
+    assert [(e.key, e.checksum) for e in flyway] == [("1", None), ("1.1", None), ("2", "5")]
+    entries, top = importer.golang_entries((3, False), [1, 2, 3, 4])
+    assert [e.key for e in entries] == ["1", "2", "3"] and top is not None
+    entries, top = importer.golang_entries((3, True), [1, 2, 3])
+    assert [e.state for e in entries] == ["dirty"]
+    assert importer.golang_entries(None, [1]) == ([], None)
+
+
+def test_plan_is_pure_data() -> None:
+    found = importer.plan("goose", [SourceFile("1_a.sql", b"-- +goose Up\nselect 1;\n")])
+    assert found.migrations[0].name == "1_a.sql"
+    assert found.migrations[0].up == b"select 1;\n"
