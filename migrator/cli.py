@@ -310,7 +310,7 @@ class AdoptFrom(enum.StrEnum):
     diesel = "diesel"
 
 
-_TOOLS = "|".join(tool.value for tool in AdoptFrom)
+_TOOLS = ", ".join(tool.value for tool in AdoptFrom)
 
 
 class LintFormat(enum.StrEnum):
@@ -592,7 +592,7 @@ def adopt(
     ctx: typer.Context,
     tool: Annotated[
         AdoptFrom,
-        typer.Argument(metavar=_TOOLS, help="The runner that migrated the database."),
+        typer.Argument(metavar="TOOL", help=f"The runner that migrated the database: {_TOOLS}."),
     ],
     schema: Annotated[
         str, typer.Option("--schema", help="The schema folder holding the migrations.")
@@ -631,9 +631,12 @@ def adopt(
 def import_(
     ctx: typer.Context,
     kind: Annotated[
-        AdoptFrom, typer.Argument(metavar=_TOOLS, help="The runner whose folder this is.")
+        AdoptFrom,
+        typer.Argument(metavar="KIND", help=f"The runner whose folder this is: {_TOOLS}."),
     ],
-    source: Annotated[str, typer.Argument(help="The runner's migrations folder.")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="The runner's migrations folder.")
+    ],
     schema: Annotated[
         str, typer.Option("--schema", help="The schema folder to write the files into.")
     ] = "public",

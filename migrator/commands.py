@@ -510,7 +510,8 @@ def _tool_adoption(
     refused = [entry for entry in entries if entry.state != "applied"]
     if refused:
         raise DriftError(
-            f"{len(refused)} migrations in {where} are not cleanly applied; nothing was adopted",
+            f"{len(refused)} migration{'s' if len(refused) > 1 else ''} in {where} "
+            f"{'are' if len(refused) > 1 else 'is'} not cleanly applied; nothing was adopted",
             problems=[f"{entry.label}: {entry.state}" for entry in refused],
             hint=_REFUSED_HINTS[tool],
         )
@@ -594,13 +595,10 @@ def import_(
             f"cannot import from {kind!r}", hint=f"Supported: {', '.join(importer.KINDS)}."
         )
     folder = Path(source)
-    if (
-        kind == "prisma"
-        and (folder / "migrations").is_dir()
-        and (folder / "schema.prisma").exists()
-    ):
-        folder = folder / "migrations"  # the prisma/ folder given for prisma/migrations
-    found = importer.plan(kind, discovery.source_files(folder), split_statements=split)
+    if kind in ("prisma", "diesel") and _holds_migrations(folder / "migrations", kind):
+        folder = folder / "migrations"  # prisma/ given for prisma/migrations, a crate's root
+    source_files, unreadable = discovery.source_files(folder)
+    found = importer.plan(kind, source_files, split_statements=split)
     if not found.migrations and not found.reported:
         raise ConfigError(
             f"no {importer.TOOL_NAMES[kind]} migrations in {discovery.display(folder)}",
@@ -625,10 +623,16 @@ def import_(
         prefix,
         schema,
         files,
-        tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in found.reported),
+        tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in (*unreadable, *found.reported)),
         tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in found.warnings),
         dry_run,
     )
+
+
+def _holds_migrations(folder: Path, kind: str) -> bool:
+    """Whether a folder's sub-folders hold Prisma's migration.sql or Diesel's up.sql."""
+    script = "migration.sql" if kind == "prisma" else "up.sql"
+    return folder.is_dir() and any((entry / script).is_file() for entry in folder.iterdir())
 
 
 def _import_targets(
@@ -663,6 +667,11 @@ def _import_targets(
                     clashes.append(f"{discovery.display(target / name)}: there already, different")
             else:
                 unchanged = False
+        if item.down is None and item.down_name in existing and not item.name.startswith("R__"):
+            clashes.append(
+                f"{discovery.display(target / item.down_name)}: there already, but the source "
+                "has no down part for it"
+            )
         others = [] if item.name.startswith("R__") else versions.get(item.version, [])
         clashes.extend(
             f"{discovery.display(target / item.name)}: version {item.version} is "
@@ -672,10 +681,13 @@ def _import_targets(
         )
         plan.append((item, unchanged))
     if clashes:
-        count = f"{len(clashes)} file" + ("s" if len(clashes) > 1 else "")
+        count = (
+            f"{len(clashes)} file to import clashes"
+            if len(clashes) == 1
+            else (f"{len(clashes)} files to import clash")
+        )
         raise ConfigError(
-            f"{count} to import clash with files in {discovery.display(target)}; nothing was "
-            "written",
+            f"{count} with files in {discovery.display(target)}; nothing was written",
             problems=clashes,
             hint="Import into an empty schema folder (--schema NAME), or move those files.",
         )
@@ -693,19 +705,34 @@ def _file_version(name: str) -> int | None:
 
 
 def _write_imported(target: Path, items: Sequence[importer.Imported]) -> None:
-    """Write the files, each whole (a temporary name, then renamed): none half written."""
-    if items:
-        target.mkdir(parents=True, exist_ok=True)
-    for item in items:
-        pairs = [(item.name, item.up)] + ([(item.down_name, item.down)] if item.down else [])
-        for name, data in pairs:
-            temporary = target / f".{name}.importing"
-            try:
-                temporary.write_bytes(data)
-                os.replace(temporary, target / name)
-            except OSError as exc:
-                temporary.unlink(missing_ok=True)
-                raise ConfigError(f"cannot write {target / name}: {exc.strerror or exc}") from None
+    """Write the files, each whole (a temporary name, then renamed), all or none: on a
+    failure the ones written are removed again (none was there before)."""
+    from pathlib import Path
+
+    from migrator import discovery
+
+    written: list[Path] = []
+    try:
+        if items:
+            target.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            pairs = [(item.name, item.up)] + ([(item.down_name, item.down)] if item.down else [])
+            for name, data in pairs:
+                temporary = target / f".{name}.importing"
+                try:
+                    temporary.write_bytes(data)
+                    os.replace(temporary, target / name)
+                finally:
+                    temporary.unlink(missing_ok=True)
+                written.append(target / name)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        where = exc.filename or target
+        raise ConfigError(
+            f"cannot write {discovery.display(Path(str(where)))}: {exc.strerror or exc}; "
+            "nothing was written"
+        ) from None
 
 
 def reset(
@@ -1710,13 +1737,21 @@ def _adoption_note(file: SqlFile, row: DrizzleRow, table: str) -> str:
 
 
 def _qualified(table: str) -> tuple[str, str]:
-    """SCHEMA.TABLE as its two names; ConfigError otherwise."""
-    schema, dot, name = table.partition(".")
-    if not (dot and schema and name) or "." in name:
+    """[SCHEMA.]TABLE as its two names (schema public when not given), each plain or in
+    double quotes (a dot inside quotes is part of the name, "" a quote); ConfigError else."""
+    import re
+
+    part = r'"((?:[^"]|"")+)"|([^".]+)'
+    match = re.fullmatch(rf"(?:(?:{part})\.)?(?:{part})", table.strip())
+    if match is None:
         raise ConfigError(
-            f"--table {table!r} is not SCHEMA.TABLE",
-            hint="For example --table drizzle.__drizzle_migrations.",
+            f"--table {table!r} is not [SCHEMA.]TABLE",
+            hint='For example --table drizzle.__drizzle_migrations, or --table \'"my schema"."'
+            "my.table\"' for names with dots or spaces.",
         )
+    quoted_schema, schema, quoted_name, name = match.groups()
+    schema = quoted_schema.replace('""', '"') if quoted_schema else (schema or "public")
+    name = quoted_name.replace('""', '"') if quoted_name else name
     return schema, name
 
 

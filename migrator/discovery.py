@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from migrator import sqlfile
 from migrator.errors import BadFile, ConfigError
-from migrator.model import SqlFile
+from migrator.model import Reported, SqlFile
 
 if TYPE_CHECKING:
     from migrator.importer import SourceFile
@@ -437,25 +437,31 @@ def display(path: Path) -> str:
         return str(path)
 
 
-def source_files(folder: Path) -> list[SourceFile]:
+def source_files(folder: Path) -> tuple[list[SourceFile], list[Reported]]:
     """Every regular file below another runner's migrations folder (links to files too), by
-    path relative to it (node_modules and .git left out); ConfigError when it is not a
-    folder."""
+    path relative to it (node_modules and .git left out), and the entries that are no
+    regular file (a FIFO, a link to nowhere); ConfigError when it is not a folder."""
     from migrator import importer
 
     if not folder.is_dir():
-        raise ConfigError(f"{display(folder)} is not a folder")
-    found = []
+        raise ConfigError(
+            f"{display(folder)} is not a folder",
+            hint="Give the folder the tool reads its migrations from, e.g. db/migrations.",
+        )
+    found, skipped = [], []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in ("node_modules", ".git"))
         relative = Path(root).relative_to(folder)
         for name in sorted(names):
             path = Path(root) / name
+            shown_path = shown((relative / name).as_posix())
             if not path.is_file():
+                what = "a link to nowhere" if path.is_symlink() else "not a regular file"
+                skipped.append(Reported(shown_path, f"{what}: not read"))
                 continue
             try:
                 data = read_bytes(str(path))
             except OSError as exc:
                 raise ConfigError(f"cannot read {display(path)}: {exc.strerror or exc}") from None
             found.append(importer.SourceFile((relative / name).as_posix(), data))
-    return found
+    return found, skipped

@@ -16,7 +16,7 @@ from migrator.importer import (
     prisma_entries,
     version_entries,
 )
-from migrator.journal import check_shape
+from migrator.journal import COLUMNS_QUERY, check_shape
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -48,7 +48,18 @@ _QUERIES = {
     "FROM {} ORDER BY installed_rank",
     "diesel": "SELECT version FROM {} ORDER BY version",
 }
-_LOOKS_LIKE = {"dirty": "golang-migrate", "version_id": "goose", "run_on": "diesel"}
+
+
+def _looks_like(kind: str, columns: set[str]) -> str | None:
+    """The tool whose table this is, when it is plainly another's (both name theirs
+    schema_migrations); None when it may be `kind`'s."""
+    if kind in ("dbmate", "diesel") and "dirty" in columns:
+        return "golang-migrate"
+    if kind == "dbmate" and "run_on" in columns:
+        return "diesel"
+    if kind == "golang-migrate" and columns and "dirty" not in columns and "version" in columns:
+        return "diesel" if "run_on" in columns else "dbmate"
+    return None
 
 
 def read(
@@ -61,25 +72,35 @@ def read(
     """What `kind`'s table schema.name records, as entries; None when there is no such table.
     `versions`: the files' versions (golang-migrate) or Flyway versions (flyway), for the
     rows that stand for every file below them. ConfigError when the table has another shape."""
+    import psycopg
+
     qualified = sql.Identifier(schema, name).as_string(conn)
+    columns = {row[1] for row in conn.execute(COLUMNS_QUERY, (qualified,)) if row[1]}
+    other = _looks_like(kind, columns)
+    if other is not None:
+        raise ConfigError(
+            f"{qualified} looks like {other}'s table, not {kind}'s",
+            hint=f"Run migrator adopt {other}, or name {kind}'s table with --table.",
+        )
     shape, key = SHAPES[kind]
     try:
-        extra = check_shape(conn, qualified, shape, key=key, what=f"{kind}'s table")
+        found = check_shape(conn, qualified, shape, key=key, what=f"{kind}'s table", ours=False)
     except ConfigError as exc:
         exc.hint = (
             f"Name the table {kind} wrote with --table SCHEMA.TABLE, or name the tool that "
             "wrote this one."
         )
         raise
-    if extra is None:
+    if found is None:
         return None
-    other = next((tool for column, tool in _LOOKS_LIKE.items() if column in extra), None)
-    if other is not None and other != kind and kind in ("dbmate", "diesel"):
+    query = sql.SQL(_QUERIES[kind]).format(sql.Identifier(schema, name))
+    try:
+        rows = conn.execute(query).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
         raise ConfigError(
-            f"{qualified} looks like {other}'s table, not {kind}'s",
-            hint=f"Run migrator adopt {other}, or name {kind}'s table with --table.",
-        )
-    rows = conn.execute(sql.SQL(_QUERIES[kind]).format(sql.Identifier(schema, name))).fetchall()
+            f"{conn.info.user} may not read {qualified}: nothing was adopted",
+            hint=f"GRANT SELECT ON {qualified} TO {conn.info.user}, or adopt as its owner.",
+        ) from None
     if kind == "prisma":
         return prisma_entries(rows)
     if kind == "goose":
@@ -94,4 +115,4 @@ def read(
             )
         entries, _ = golang_entries(rows[0] if rows else None, versions)  # type: ignore[arg-type]
         return entries
-    return version_entries((row[0] for row in rows), "version")
+    return version_entries(row[0] for row in rows)

@@ -38,6 +38,7 @@ class Imported:
     key: str = ""  # what the tool's history table records for it
     no_transaction: bool = False
     down_source: str = ""
+    by_statement: bool = False  # the tool runs each statement on its own, outside a transaction
 
     @property
     def down_name(self) -> str:
@@ -79,17 +80,41 @@ class Adoption:
 
 def plan(kind: str, files: Sequence[SourceFile], *, split_statements: bool = False) -> ImportPlan:
     """The migrations a `kind` folder holds, as migrator files (statements split with
-    `split_statements`), and every file left out with the reason."""
+    `split_statements`, or where the tool runs them one by one), and every file left out
+    with the reason: the tool would not run it, runs it by accident, or migrator would
+    refuse it as written."""
     reader = _READERS[kind]
     found, reported, warnings = reader(files)
     found.sort(key=lambda item: (item.version, item.name))
     reported = [*reported, *_same_version(found)]
     left_out = {r.path for r in reported}
-    kept = [item for item in found if item.source not in left_out]
-    if split_statements:
-        kept = [_split_imported(item) for item in kept]
-    kept = [_with_directive(item) for item in kept]
-    warnings = [*warnings, *(w for item in kept for w in _refusals(item, split_statements))]
+    kept: list[Imported] = []
+    for item in found:
+        if item.source in left_out:
+            continue
+        if problem := _name_problem(item):
+            reported.append(Reported(item.source, problem))
+            continue
+        if item.by_statement:
+            item = _split_imported(item)
+        elif split_statements:
+            scoped = _transaction_scoped(item)
+            if scoped:
+                warnings.append(
+                    Reported(
+                        item.source,
+                        f"not split: its {scoped} lasts until its transaction ends, so its "
+                        "statements stay in one chunk, as the tool ran them",
+                    )
+                )
+            else:
+                item = _split_imported(item)
+        item = _with_directive(item)
+        refusals = _refusals(item)
+        if refusals:
+            reported.extend(refusals)
+            continue
+        kept.append(item)
     return ImportPlan(
         kind,
         tuple(kept),
@@ -98,9 +123,22 @@ def plan(kind: str, files: Sequence[SourceFile], *, split_statements: bool = Fal
     )
 
 
-def _refusals(item: Imported, split_statements: bool) -> list[Reported]:
-    """What migrator would refuse in the file as written (a psql command, CREATE INDEX
-    CONCURRENTLY among other statements in one chunk), as warnings."""
+def _name_problem(item: Imported) -> str:
+    """Why the file to write cannot have its name ("" when it can)."""
+    from migrator import discovery, sqlfile
+
+    for name in (item.name, item.down_name):
+        if problem := discovery.name_problem(name):
+            return f"not imported: as {discovery.shown(name)}, {problem}"
+    if not (item.name.startswith("R__") or sqlfile.parse_name(item.name)):
+        return f"not imported: {discovery.shown(item.name)} is no migrator file name"
+    return ""
+
+
+def _refusals(item: Imported) -> list[Reported]:
+    """What migrator would refuse in the file as written (a psql command, an unterminated
+    literal, CREATE INDEX CONCURRENTLY among other statements in one chunk): the file is not
+    imported, and --split is named when it would help."""
     from migrator import sqlfile
     from migrator.errors import BadFile
 
@@ -112,11 +150,61 @@ def _refusals(item: Imported, split_statements: bool) -> list[Reported]:
         try:
             sqlfile.parse(sqlfile.read("import", name, name, data))
         except BadFile as exc:
-            advice = "" if split_statements else " (--split puts each statement in its own chunk)"
+            advice = "; fix it in the source and import again"
+            if _parses(name, split_text(data.decode("utf-8")).encode("utf-8")):
+                advice = "; import with --split, which puts each statement in its own chunk"
             found.extend(
-                Reported(source, f"migrator refuses {problem}{advice}") for problem in exc.problems
+                Reported(source, f"migrator would refuse it as {name}: {problem}{advice}")
+                for problem in exc.problems
             )
     return found
+
+
+def _parses(name: str, data: bytes) -> bool:
+    from migrator import sqlfile
+    from migrator.errors import BadFile
+
+    try:
+        sqlfile.parse(sqlfile.read("import", name, name, data))
+    except BadFile:
+        return False
+    return True
+
+
+_SCOPED_SET = {
+    "local": "SET LOCAL",
+    "constraints": "SET CONSTRAINTS",
+    "transaction": "SET TRANSACTION",
+}
+
+
+def _transaction_scoped(item: Imported) -> str:
+    """A statement of the file whose effect ends with its transaction (SET LOCAL, SET
+    CONSTRAINTS, LOCK, a temporary table ON COMMIT, a cursor, set_config), which splitting
+    would cut from the statements after it; "" when there is none."""
+    for data in (item.up, item.down or b""):
+        try:
+            pieces = split(_lexable(data.decode("utf-8").removeprefix("\ufeff")))
+        except LexError:
+            continue
+        for statement in (s for piece in pieces for s in piece.statements):
+            words = statement.words
+            first, second = (*words, "", "")[:2]
+            if first == "set" and second in _SCOPED_SET:
+                return _SCOPED_SET[second]
+            if first == "lock":
+                return "LOCK"
+            if first == "declare":
+                return "cursor"
+            if (
+                first == "create"
+                and "commit" in words
+                and ("temp" in words or "temporary" in words)
+            ):
+                return "temporary table ON COMMIT"
+            if "set_config" in statement.calls:
+                return "set_config()"
+    return ""
 
 
 Reader = Callable[[Sequence[SourceFile]], tuple[list[Imported], list[Reported], list[Reported]]]
@@ -155,7 +243,20 @@ def _lines(text: str) -> list[str]:
 
 
 def _newline(text: str) -> str:
-    return "\r\n" if "\r\n" in text else "\n"
+    if "\r\n" in text:
+        return "\r\n"
+    return "\r" if "\r" in text and "\n" not in text else "\n"
+
+
+def _lexable(text: str) -> str:
+    """The text with a lone CR as LF, as migrator reads it: of the same length, so that its
+    offsets are the text's."""
+    return re.sub(r"\r(?!\n)", "\n", text) if "\r" in text else text
+
+
+def _any_lines(text: str) -> list[str]:
+    """The lines with their line ends (LF, CRLF or CR); joined, the text again."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text)
 
 
 def _with_directive(item: Imported) -> Imported:
@@ -183,8 +284,9 @@ def split_text(text: str) -> str:
     the text back."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom) :]
+    lexed = _lexable(body)
     try:
-        pieces = split(body)
+        pieces = split(lexed)
     except LexError:
         return text  # migrator reports the file as it is: nothing to split by
     newline = _newline(body)
@@ -192,7 +294,7 @@ def split_text(text: str) -> str:
     for piece in pieces:
         groups = _groups(piece.statements)
         for before, after in itertools.pairwise(groups):
-            point = _breakpoint(body, before[-1], after[0])
+            point = _breakpoint(lexed, before[-1], after[0])
             if point is not None:
                 points.append(point)
     out, last = [], 0
@@ -238,7 +340,7 @@ def unsplit(text: str) -> str:
     """The text without the lines migrator added on import: statement-breakpoint lines and a
     no-transaction line on top."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    lines = _lines(text[len(bom) :])
+    lines = _any_lines(text[len(bom) :])
     if lines and lines[0].rstrip("\r\n") == NO_TRANSACTION:
         lines = lines[1:]
     return bom + "".join(line for line in lines if line.rstrip("\r\n") != MARKER)
@@ -269,8 +371,11 @@ def autocommit_statements(text: str) -> list[str]:
 
 
 def _name(rest: str, fallback: str = "migration") -> str:
-    """The part of a migrator file name after the version: the source's, else `fallback`."""
+    """The part of a migrator file name after the version: the source's (a trailing .down,
+    which would make it a down file, as _down), else `fallback`."""
     rest = rest.strip()
+    if rest.endswith(".down"):
+        rest = rest[: -len(".down")] + "_down"
     return rest if rest and "/" not in rest and "\\" not in rest else fallback
 
 
@@ -357,31 +462,40 @@ def _dbmate(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
 
 
 def _dbmate_sections(text: str) -> tuple[str, str, str, str] | str:
-    """The up and down text of a dbmate file without its marker lines, and the options of
-    each marker; or why dbmate refuses the file."""
+    """The up and down text of a dbmate file without its two marker lines, and the rest of
+    each marker line (its options); or why dbmate refuses the file."""
     ups = list(_DBMATE_UP.finditer(text))
     downs = list(_DBMATE_DOWN.finditer(text))
     if not ups:
         return "no '-- migrate:up' line"
     if not downs:
         return "no '-- migrate:down' line"
-    if len(ups) > 1 or len(downs) > 1:
+    if len(ups) > 1:
         return (
-            "several '-- migrate:up' or '-- migrate:down' sections (dbmate records the "
-            "version once, so a later section fails or is skipped): make one file of each"
+            "several '-- migrate:up' sections (dbmate records the version once, so a later "
+            "section fails or is skipped): make one file of each"
         )
-    up, down = ups[0], downs[0]
-    if down.start() < up.start():
+    if len(downs) > 1:
+        return "two '-- migrate:down' lines (dbmate wants each after its own -- migrate:up)"
+    up, down = ups[0].start(), downs[0].start()
+    if down < up:
         return "'-- migrate:down' comes before '-- migrate:up'"
-    before = text[: up.start()]
+    before = text[:up]
     if any(line.strip() and not line.strip().startswith("--") for line in before.split("\n")):
         return "statements before '-- migrate:up'"
+    up_end, down_end = _line_end(text, up), _line_end(text, down)
     return (
-        before + _after_line(text, up.end(), down.start()),
-        _after_line(text, down.end(), len(text)),
-        up[1],
-        down[1],
+        before + text[up_end:down],
+        text[down_end:],
+        text[up:up_end].removeprefix("--").strip().removeprefix("migrate:up"),
+        text[down:down_end].removeprefix("--").strip().removeprefix("migrate:down"),
     )
+
+
+def _line_end(text: str, start: int) -> int:
+    """Where the line holding `start` ends, past its LF (the text's end without one)."""
+    newline = text.find("\n", start)
+    return len(text) if newline < 0 else newline + 1
 
 
 def _out_of_order(found: Sequence[Imported], tool: str, order: str) -> list[Reported]:
@@ -463,22 +577,25 @@ def _golang_migrate(
             continue
         version = _version(match[1])
         if version is None:
-            reported.append(Reported(file.path, "the version does not fit migrator's bigint"))
+            reason = "its version fits golang-migrate's uint64, not migrator's bigint"
+            if int(match[1]) >= 1 << 64:
+                reason = "golang-migrate ignores it: its version does not fit a uint64"
+            reported.append(Reported(file.path, reason))
             continue
         parts.setdefault(version, {}).setdefault(match[3], []).append(file)
         names.setdefault((version, match[3]), f"{match[1]}_{_name(match[2])}")
     found = []
     for version, directions in parts.items():
-        clash = [f for files_ in directions.values() if len(files_) > 1 for f in files_]
-        if clash:
-            listed = ", ".join(f.path for f in clash)
+        every = [f for files_ in directions.values() for f in files_]
+        if any(len(files_) > 1 for files_ in directions.values()):
+            listed = ", ".join(f.path for f in every)
             reported.extend(
                 Reported(
                     f.path,
-                    f"two files with version {version} ({listed}): golang-migrate "
-                    "refuses to run with them",
+                    f"version {version} has two files of one direction ({listed}): "
+                    "golang-migrate refuses to run with them",
                 )
-                for f in clash
+                for f in every
             )
             continue
         up_files, down_files = directions.get("up", []), directions.get("down", [])
@@ -493,10 +610,13 @@ def _golang_migrate(
             )
             continue
         up, down = up_files[0], (down_files[0] if down_files else None)
-        up_text, down_text = decode(up), None if down is None else decode(down)
-        if up_text is None or (down is not None and down_text is None):
-            reported.append(_not_utf8(up if up_text is None else down))  # type: ignore[arg-type]
+        if decode(up) is None:
+            reported.extend(_not_utf8(f) for f in every)
             continue
+        down_text = None if down is None else decode(down)
+        if down is not None and down_text is None:
+            reported.append(_not_utf8(down))  # the up file is imported without it
+            down = None
         found.append(
             Imported(
                 version,
@@ -539,7 +659,12 @@ def _goose_annotation(line: str) -> str | None:
 
 
 _GOOSE_VERSION = re.compile(r"[+]?[0-9]+")
-_GOOSE_UPPER = re.compile(r"[ \t]*--.*\+goose", re.IGNORECASE)
+# An annotation but for the case of +goose, which goose matches exactly: a plain comment to it.
+_GOOSE_UPPER = re.compile(
+    r"[ \t]*--[ \t]*\+goose[ \t]+(?:up|down|statementbegin|statementend|no transaction|"
+    r"envsub on|envsub off)[ \t]*\r?\n?",
+    re.IGNORECASE,
+)
 
 
 def _goose(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported], list[Reported]]:
@@ -589,6 +714,7 @@ def _goose(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported],
                 )
             )
         name = f"{before.lstrip('+')}_{_name(rest)}.sql"
+        # goose sends each statement on its own; without a transaction each one commits
         no_transaction = "NO TRANSACTION" in options
         found.append(
             Imported(
@@ -600,9 +726,20 @@ def _goose(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported],
                 key=str(version),
                 no_transaction=no_transaction,
                 down_source=file.path if down is not None and has_statements(down) else "",
+                by_statement=no_transaction,
             )
         )
     return found, reported, warnings
+
+
+def _goose_statement_ends(line: str) -> bool:
+    """goose's end of a statement: the last word before a -- word ends with ;."""
+    last = ""
+    for word in line.split():
+        if word.startswith("--"):
+            break
+        last = word
+    return last.endswith(";")
 
 
 def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
@@ -614,9 +751,10 @@ def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
     section: list[str] | None = None
     leading: list[str] = []
     in_block = False
+    pending = ""  # a statement goose has not seen the end of (its ; ends a line)
     for number, line in enumerate(_lines(text), 1):
         annotation = _goose_annotation(line)
-        if annotation is None and _GOOSE_UPPER.match(line):
+        if annotation is None and _GOOSE_UPPER.fullmatch(line):
             return (
                 f"line {number}: goose reads {line.strip()!r} as a plain comment (it looks "
                 "for +goose in lower case), so the lines after it would run where they are"
@@ -628,6 +766,8 @@ def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
                 leading.append(line)
             else:
                 section.append(line)
+                if not in_block and (pending or not line.strip().startswith("--")):
+                    pending = "" if _goose_statement_ends(line) else pending + line
             continue
         if annotation == "":
             return f"line {number}: {line.strip()!r} is not an annotation goose knows"
@@ -638,6 +778,8 @@ def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
         elif annotation == "Down":
             if section is None or in_block:
                 return f"line {number}: '-- +goose Down' before Up or inside a statement block"
+            if pending.strip():
+                return f"line {number}: '-- +goose Down' after a statement without its semicolon"
             section = down
         elif annotation == "StatementBegin":
             if section is None:
@@ -646,13 +788,15 @@ def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
         elif annotation == "StatementEnd":
             if not in_block:
                 return f"line {number}: StatementEnd without StatementBegin"
-            in_block = False
+            in_block, pending = False, ""
         else:
             options.add(annotation)
     if section is None:
         return "no '-- +goose Up' line"
     if in_block:
         return "a StatementBegin without its StatementEnd"
+    if pending.strip():
+        return "its last statement has no semicolon at the end of a line"
     has_down = section is down
     return "".join(leading + up), ("".join(down) if has_down else None), options
 
@@ -681,7 +825,7 @@ def _prisma(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
             [],
         )
     found: list[Imported] = []
-    for folder in sorted(folders):  # Prisma runs its folders in name order
+    for folder in sorted(folders, key=_collation):  # Prisma runs them in localeCompare order
         contents = folders[folder]
         script = contents.get("migration.sql")
         if folder.startswith("."):
@@ -709,7 +853,7 @@ def _prisma(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
         found.append(
             Imported(
                 version,
-                f"{match[1]}_{_name(match[2] or '')}.sql",
+                f"{prisma_stem(folder)}.sql",
                 script.path,
                 script.data,
                 key=folder,
@@ -721,6 +865,28 @@ def _prisma(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
                     Reported(f"{folder}/{name}", "Prisma runs only migration.sql: not imported")
                 )
     return found, [*reported, *_out_of_order(found, "Prisma", "folder names")], []
+
+
+# ICU's root collation, which Prisma's localeCompare sorts folder names by: spaces and
+# punctuation first, then symbols, digits, and letters (case-insensitive, lower case first).
+_COLLATION = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789"
+
+
+def _collation(name: str) -> tuple[tuple[tuple[int, str], ...], tuple[bool, ...]]:
+    """A sort key: the characters by class and letter first, their case (lower first) after."""
+    primary = tuple(
+        (_COLLATION.index(c), c) if c in _COLLATION else (len(_COLLATION), c.lower()) for c in name
+    )
+    return primary, tuple(c.isupper() for c in name)
+
+
+def prisma_stem(folder: str) -> str:
+    """The migrator file name (without .sql) of a Prisma migration folder: the folder's name,
+    with a name part after its number when it has none."""
+    match = _LEADING_DIGITS.fullmatch(folder)
+    if match is None:
+        return folder
+    return f"{match[1]}_{_name(match[2] or '')}"
 
 
 def _prisma_provider(lock: SourceFile | None) -> str | None:
@@ -812,7 +978,8 @@ def _diesel_no_transaction(metadata: SourceFile | None) -> bool:
         values = tomllib.loads(metadata.data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False  # Diesel falls back to its default, in a transaction
-    return values.get("run_in_transaction", False) is not True
+    value = values.get("run_in_transaction", False)
+    return value is False  # another type fails serde: Diesel takes its default, a transaction
 
 
 # --- flyway ------------------------------------------------------------------------------
@@ -838,7 +1005,7 @@ def flyway_key(version: tuple[int, ...]) -> str:
 def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported], list[Reported]]:
     reported: list[Reported] = []
     warnings: list[Reported] = []
-    versioned: dict[str, list[tuple[tuple[int, ...], str, SourceFile]]] = {"V": [], "U": []}
+    versioned: dict[str, list[tuple[tuple[int, ...], str, str, SourceFile]]] = {"V": [], "U": []}
     repeatables: list[tuple[str, SourceFile]] = []
     configs = {file.path: file for file in files if file.path.endswith(".sql.conf")}
     for file in files:
@@ -850,6 +1017,8 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
         if _FLYWAY_CALLBACK.fullmatch(base) and prefix not in "VURB":
             reported.append(Reported(file.path, "a Flyway callback: migrator has no callbacks"))
             continue
+        if separator < 0 and prefix in ("V", "U") and flyway_version(stem[1:]):
+            separator = len(stem)  # V2.sql: Flyway runs it, with no description
         if separator < 0 or prefix not in ("V", "U", "R", "B"):
             reported.append(
                 Reported(
@@ -860,6 +1029,11 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
             )
             continue
         version_text, description = stem[1:separator], stem[separator + 2 :]
+        if _flyway_config(configs.get(file.path + ".conf"), "shouldExecute") == "false":
+            reported.append(
+                Reported(file.path, "Flyway does not run it: shouldExecute=false in its .conf")
+            )
+            continue
         if prefix == "B":
             reported.append(
                 Reported(
@@ -880,19 +1054,19 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
                 Reported(file.path, f"Flyway skips it: {version_text!r} is not a version")
             )
             continue
-        versioned[prefix].append((version, description, file))
-    integers = all(len(v) == 1 for v, _, _ in versioned["V"])
-    ordered = sorted(versioned["V"], key=lambda item: (item[0], item[2].path))
+        versioned[prefix].append((version, version_text, description, file))
+    integers = all(len(v) == 1 for v, _, _, _ in versioned["V"])
+    ordered = sorted(versioned["V"], key=lambda item: (item[0], item[3].path))
     width = max(4, len(str(len(ordered))))
     undo: dict[tuple[int, ...], list[SourceFile]] = {}
-    for version, _, file in versioned["U"]:
+    for version, _, _, file in versioned["U"]:
         undo.setdefault(version, []).append(file)
     found: list[Imported] = []
     by_version: dict[tuple[int, ...], list[SourceFile]] = {}
-    for version, _, file in ordered:
+    for version, _, _, file in ordered:
         by_version.setdefault(version, []).append(file)
     rank = 0
-    for version, description, file in ordered:
+    for version, text_version, description, file in ordered:
         rank += 1
         if len(by_version[version]) > 1:
             listed = ", ".join(f.path for f in by_version[version])
@@ -907,39 +1081,50 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
         if text is None:
             reported.append(_not_utf8(file))
             continue
-        stem = file.path.rsplit("/", 1)[-1][1:].split("__", 1)[0]
-        if integers:
-            number, name = version[0], f"{stem}_{_name(description)}.sql"
-        else:
-            number, name = rank, f"{rank:0{width}d}_{flyway_key(version)}__{_name(description)}.sql"
+        if integers:  # V7 keeps 7 (V007: 007); V7.0 is Flyway's 7
+            digits = text_version if text_version.isdigit() else str(version[0])
+            number, name = version[0], f"{digits}_{_name(description)}.sql"
+        else:  # numbered in Flyway's order, Flyway's version kept after a V
+            shown = text_version.replace("_", ".")
+            number, name = rank, f"{rank:0{width}d}_V{shown}__{_name(description)}.sql"
         if number > MAX_VERSION:
             reported.append(Reported(file.path, "the version does not fit migrator's bigint"))
             continue
         downs = undo.pop(version, [])
         down = downs[0] if len(downs) == 1 else None
-        if len(downs) > 1:
-            warnings.append(Reported(file.path, "more than one undo file: none imported"))
+        reported.extend(
+            Reported(f.path, f"two undo files for version {flyway_key(version)}: Flyway refuses "
+                     "them")
+            for f in downs
+            if len(downs) > 1
+        )  # fmt: skip
         down_text = None if down is None else decode(down)
-        no_transaction = _flyway_no_transaction(configs.get(file.path + ".conf"))
-        if "${" in text:
-            warnings.append(
-                Reported(
-                    file.path,
-                    "holds ${...}: Flyway replaces placeholders; migrator sends the SQL as written",
-                )
-            )
+        if down is not None and down_text is None:
+            reported.append(_not_utf8(down))
+            down = None
+        alone, mixed = _flyway_outside_transaction(text, configs.get(file.path + ".conf"))
+        if mixed:
+            warnings.append(Reported(file.path, mixed))
+        down_bytes = None
+        if down is not None and down_text is not None:
+            down_alone, _ = _flyway_outside_transaction(down_text, configs.get(f"{down.path}.conf"))
+            if down_alone:
+                down_text = split_text(down_text)
+            down_bytes = _down_bytes(down_text, down_alone)
+        for path, body in ((file.path, text), (down.path if down else "", down_text or "")):
+            if "${" in body:
+                warnings.append(Reported(path, _PLACEHOLDERS))
         found.append(
             Imported(
                 number,
                 name,
                 file.path,
                 file.data,
-                _down_bytes(down_text, _flyway_no_transaction(configs.get(f"{down.path}.conf")))
-                if down is not None
-                else None,
+                down_bytes,
                 key=flyway_key(version),
-                no_transaction=no_transaction,
+                no_transaction=alone,
                 down_source=down.path if down is not None else "",
+                by_statement=alone,
             )
         )
     for version, files_ in sorted(undo.items()):
@@ -958,9 +1143,12 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
             )
             continue
         seen[description] = file
-        if decode(file) is None:
+        script = decode(file)
+        if script is None:
             reported.append(_not_utf8(file))
             continue
+        if "${" in script:
+            warnings.append(Reported(file.path, _PLACEHOLDERS))
         found.append(
             Imported(
                 0,
@@ -974,15 +1162,46 @@ def _flyway(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported]
     return found, reported, warnings
 
 
+_PLACEHOLDERS = "holds ${...}: Flyway replaces placeholders; migrator sends the SQL as written"
+
+
+def _flyway_outside_transaction(text: str, config: SourceFile | None) -> tuple[bool, str]:
+    """Whether Flyway runs the script statement by statement outside a transaction (its .conf
+    says executeInTransaction=false, or it holds a statement that cannot run in one), and a
+    warning when it holds both kinds (Flyway runs that only with mixed=true)."""
+    if _flyway_no_transaction(config):
+        return True, ""
+    alone = autocommit_statements(text)
+    if not alone:
+        return False, ""
+    try:
+        total = sum(len(piece.statements) for piece in split(_lexable(text.lstrip("\ufeff"))))
+    except LexError:
+        total = len(alone)
+    mixed = ""
+    if total > len(alone):
+        mixed = (
+            f"holds {alone[0]} beside statements that run in a transaction: Flyway runs it "
+            "only with mixed=true, then statement by statement outside a transaction, as "
+            "imported"
+        )
+    return True, mixed
+
+
+def _flyway_config(config: SourceFile | None, key: str) -> str | None:
+    """A key's value in a script's .conf file, lower case; None when not there."""
+    if config is None:
+        return None
+    for line in config.data.decode("utf-8", "replace").splitlines():
+        name, equals, value = line.partition("=")
+        if equals and name.strip() == key:
+            return value.strip().lower()
+    return None
+
+
 def _flyway_no_transaction(config: SourceFile | None) -> bool:
     """Whether a script's .conf file says executeInTransaction=false."""
-    if config is None:
-        return False
-    for line in config.data.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "executeInTransaction" and value.strip().lower() == "false":
-            return True
-    return False
+    return _flyway_config(config, "executeInTransaction") == "false"
 
 
 # --- drizzle -----------------------------------------------------------------------------
@@ -1041,14 +1260,25 @@ def flyway_checksum(data: bytes) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
+_RENUMBERED = re.compile(r"[0-9]+_V([0-9]+(?:[._][0-9]+)*)__")
+
+
 def file_key(kind: str, name: str, version: int) -> str:
-    """What a migrator file imported from `kind` is keyed by in the tool's history: its Flyway
-    version (kept in the name when versions were renumbered), else its version number."""
+    """What a migrator file imported from `kind` is keyed by in the tool's history, as the tool
+    compares: the file name's digits as written (dbmate, Diesel: text), the folder name
+    (Prisma), the Flyway version (kept after a V when versions were renumbered), else the
+    version number."""
+    stem = name.removesuffix(".sql")
+    if kind in ("dbmate", "diesel"):
+        return stem.split("_", 1)[0]
+    if kind == "prisma":
+        return stem
     if kind == "flyway":
-        match = re.match(r"[0-9]+_([0-9]+(?:[._][0-9]+)*)__", name)
+        match = _RENUMBERED.match(name)
         parsed = flyway_version(match[1]) if match else None
         if parsed is not None:
             return flyway_key(parsed)
+        return flyway_key((version,))
     return str(version)
 
 
@@ -1070,8 +1300,8 @@ def match(
         name, data = found
         matched.append((name, entry))
         if agrees is not None and entry.checksum is not None:
-            original = unsplit(data.decode("utf-8")).encode("utf-8")
-            if not agrees(original, entry.checksum):
+            original = unsplit(data.decode("utf-8")).encode("utf-8")  # as before --split
+            if not (agrees(data, entry.checksum) or agrees(original, entry.checksum)):
                 mismatched.append((name, entry))
     matched.sort(key=lambda pair: pair[0])
     return Adoption(tuple(matched), tuple(without), tuple(mismatched))
@@ -1099,15 +1329,9 @@ TOOL_NAMES = {
 }
 
 
-def _number_key(text: str) -> str:
-    """A recorded version as the key of the imported file: its leading digits as a number."""
-    match = re.match(r"[0-9]+", text)
-    return str(int(match[0])) if match else text
-
-
-def version_entries(versions: Iterable[object], label: str = "version") -> list[HistoryEntry]:
-    """dbmate's, Diesel's and goose's applied versions as entries."""
-    return [HistoryEntry(_number_key(str(v)), f"{label} {v}") for v in versions]
+def version_entries(versions: Iterable[object]) -> list[HistoryEntry]:
+    """dbmate's and Diesel's applied versions as entries: text, compared as written."""
+    return [HistoryEntry(str(v), f"version {v}") for v in versions]
 
 
 def prisma_entries(
@@ -1129,7 +1353,7 @@ def prisma_entries(
         else:
             state = "rolled back"
         recorded = applied[0] if applied else None
-        entries.append(HistoryEntry(_number_key(name), f"migration {name}", state, recorded))
+        entries.append(HistoryEntry(prisma_stem(name), f"migration {name}", state, recorded))
     return entries
 
 
@@ -1154,7 +1378,10 @@ def golang_entries(
     if row is None or (row[0] < 0 and not row[1]):
         return [], None
     version, dirty = row
-    top = HistoryEntry(str(version), f"version {version}", "dirty" if dirty else "applied")
+    label = f"version {version}"
+    if version < 0:
+        label += " (golang-migrate's failed down of the first migration)"
+    top = HistoryEntry(str(version), label, "dirty" if dirty else "applied")
     if dirty:
         return [top], top
     below = [
@@ -1165,7 +1392,15 @@ def golang_entries(
     return [*below, top], top
 
 
-FLYWAY_APPLIED = ("SQL", "JDBC", "SPRING_JDBC", "SCRIPT", "CUSTOM", "SQL_BASELINE", "JDBC_BASELINE")
+# A baseline row (flyway baseline, or a B file's SQL_BASELINE) stands for every version below it.
+FLYWAY_BASELINES = (
+    "BASELINE",
+    "SQL_BASELINE",
+    "JDBC_BASELINE",
+    "SQL_STATE_SCRIPT",
+    "JDBC_STATE_SCRIPT",
+)
+FLYWAY_APPLIED = ("SQL", "JDBC", "SPRING_JDBC", "SCRIPT", "CUSTOM")
 
 
 def flyway_entries(
@@ -1179,14 +1414,18 @@ def flyway_entries(
     applied: dict[str, HistoryEntry] = {}
     failed: list[HistoryEntry] = []
     for _, version, description, kind, script, checksum, success in rows:
-        if version is None or kind == "SCHEMA":
+        if kind == "SCHEMA":
+            continue
+        if version is None:
+            if not success:  # Flyway stops on a failed repeatable too
+                failed.append(HistoryEntry(description, f"repeatable {script}", "failed"))
             continue
         parsed = flyway_version(version)
         key = flyway_key(parsed) if parsed else version
         label = f"version {version} ({script})"
         if not success:
             failed.append(HistoryEntry(key, label, "failed", detail=description))
-        elif kind == "BASELINE" and parsed is not None:
+        elif kind in FLYWAY_BASELINES and parsed is not None:
             for found in versions:
                 if found <= parsed:
                     applied[flyway_key(found)] = HistoryEntry(

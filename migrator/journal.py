@@ -72,7 +72,7 @@ _TYPE_NAMES = {"N": "a number", "S": "text", "A": "an array", "D": "a timestamp"
 
 # One catalog query: whether the table is there, what kind of relation it is, and its columns:
 # type category, NOT NULL without a default, and whether a unique index covers it alone.
-_COLUMNS_QUERY = """
+COLUMNS_QUERY = """
 SELECT c.relkind::text, a.attname::text, t.typcategory::text,
        coalesce(a.attnotnull AND NOT a.atthasdef AND a.attidentity = '', false),
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
@@ -559,18 +559,20 @@ def check_shape(
     key: str,
     what: str = "journal",
     optional: Mapping[str, str] | None = None,
+    ours: bool = True,
 ) -> dict[str, bool] | None:
     """None when there is no such table; else its columns beyond `shape` (the `optional` ones
     it has among them), each with whether it is NOT NULL without a default. ConfigError when
     it cannot be our journal."""
-    found = conn.execute(_COLUMNS_QUERY, (qualified,)).fetchall()
+    found = conn.execute(COLUMNS_QUERY, (qualified,)).fetchall()
     if not found:
         return None
     kind = found[0][0]
     if kind not in ("r", "p"):
         kinds = {"v": "a view", "m": "a materialized view", "f": "a foreign table"}
         raise ConfigError(
-            f"{what} {qualified} is {kinds.get(kind, 'not a table')}, not a table migrator created",
+            f"{what} {qualified} is {kinds.get(kind, 'not a table')}, not a table"
+            + (" migrator created" if ours else ""),
             hint=_SHAPE_HINT,
         )
     columns = {

@@ -568,12 +568,15 @@ class PlainReporter:
             self._out(f"not imported: {item.path}: {item.reason}")
         for item in result.warnings:
             self._out(f"warning: {item.path}: {item.reason}")
-        downs = sum(1 for file in result.files if file.down)
+        fresh = [file for file in result.files if not file.unchanged]
+        downs = sum(1 for file in fresh if file.down)
+        unchanged = len(result.files) - len(fresh)
         self._out(
-            f"{verb if not result.dry_run else 'would import'} "
-            f"{_plural(len(result.files), 'migration')} ({_plural(downs, 'down file')}) from "
-            f"{result.kind} {result.source} into {result.schema}; "
-            f"{_plural(len(result.reported), 'file')} not imported"
+            f"{'would import' if result.dry_run else 'imported'} "
+            f"{_plural(len(fresh), 'migration')} ({_plural(downs, 'down file')}) from "
+            f"{result.kind} {result.source} into {result.schema}"
+            + (f", {unchanged} unchanged" if unchanged else "")
+            + f"; {_plural(len(result.reported), 'file')} not imported"
             + (f", {_plural(len(result.warnings), 'warning')}" if result.warnings else "")
         )
 
@@ -1138,6 +1141,9 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
     },
     BaselineResult: lambda result: {"baselined": list(result.baselined)},
     AdoptResult: lambda result: {
+        "tool": result.tool,
+        "table": result.source,
+        "schema": result.schema,
         "adopted": [asdict(adopted) for adopted in result.adopted],
         "already": result.already,
         "without_file": list(result.without_file),

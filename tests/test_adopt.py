@@ -188,7 +188,7 @@ def test_dbmate_adopt_names_golang_migrates_table_when_given_it(database: Databa
     database.query(GOLANG_DDL)
     result = cli("adopt", "dbmate", url=database.url)
     assert result.exit_code == 2, result.output
-    assert "version is not text" in result.stderr
+    assert "looks like golang-migrate's table, not dbmate's" in result.stderr
     assert no_journal(database)
 
 
@@ -280,11 +280,11 @@ def test_flyway_baseline_versions_and_checksums(database: Database) -> None:
     )
     document = adopt(database, "flyway")
     assert [a["path"] for a in document["adopted"]] == [
-        "sql/public/0001_1__init.sql",
-        "sql/public/0002_1.1__add_b.sql",
-        "sql/public/0003_2__add_c.sql",
+        "sql/public/0001_V1__init.sql",
+        "sql/public/0002_V1.1__add_b.sql",
+        "sql/public/0003_V2__add_c.sql",
     ]
-    assert document["checksum_differs"] == ["sql/public/0003_2__add_c.sql"]
+    assert document["checksum_differs"] == ["sql/public/0003_V2__add_c.sql"]
     rows = journal(database)
     assert [(v, s) for v, s, _ in rows] == [(1, "baseline"), (2, "baseline"), (3, "baseline")]
     assert "version 1 (baseline 1)" in rows[0][2]
@@ -350,7 +350,7 @@ def test_adopt_in_production_needs_the_confirmation(database: Database) -> None:
     ("kind", "table", "message"),
     [
         ("goose", None, "no table public.goose_db_version in database"),
-        ("flyway", "nodot", "--table 'nodot' is not SCHEMA.TABLE"),
+        ("flyway", "a.b.c", "--table 'a.b.c' is not [SCHEMA.]TABLE"),
         ("liquibase", None, "invalid value"),
     ],
 )
@@ -479,3 +479,93 @@ def test_half_by_dbmate_imported_adopted_then_finished_equals_dbmate_alone(
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{alone}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def test_flyway_baseline_migration_row_stands_for_the_files_below_it(database: Database) -> None:
+    import_folder(
+        "flyway",
+        {
+            "V1__a.sql": "create table a (id int);\n",
+            "V1.1__b.sql": "create table b (id int);\n",
+            "V2__c.sql": "create table c (id int);\n",
+            "V3__d.sql": "create table d (id int);\n",
+            "B2__base.sql": "create table a (id int); create table b (id int);",
+        },
+    )
+    flyway_table(
+        database,
+        [
+            flyway_row(1, "2", "base", "SQL_BASELINE", "B2__base.sql", 123),
+            flyway_row(2, "3", "d", "SQL", "V3__d.sql", crc("create table d (id int);\n")),
+        ],
+    )
+    document = adopt(database, "flyway")
+    assert document["checksum_differs"] == []
+    assert [v for v, _, _ in journal(database)] == [1, 2, 3, 4]
+
+
+def test_flyway_failed_repeatable_is_refused(database: Database) -> None:
+    import_folder("flyway", FLYWAY)
+    flyway_table(database, [flyway_row(1, None, "view", "SQL", "R__view.sql", 5, success=False)])
+    result = cli("adopt", "flyway", url=database.url)
+    assert result.exit_code == 3, result.output
+    assert "1 migration in public.flyway_schema_history is not cleanly applied" in result.stderr
+    assert "repeatable R__view.sql: failed" in result.stderr
+
+
+def test_prisma_matches_the_whole_migration_name(database: Database) -> None:
+    import_folder(
+        "prisma",
+        {"0_init/migration.sql": "select 0;\n", "20240101000000_b/migration.sql": "select 1;\n"},
+    )
+    database.query(PRISMA_DDL)
+    database.query(prisma_row("0_old_name", "a" * 64))  # another migration numbered 0
+    database.query(prisma_row("20240101000000_b", hashlib.sha256(b"select 1;\n").hexdigest()))
+    database.query(prisma_row("20240101000000_zzz", "b" * 64))
+    document = adopt(database, "prisma")
+    assert [a["path"] for a in document["adopted"]] == ["sql/public/20240101000000_b.sql"]
+    assert document["without_file"] == ["migration 0_old_name", "migration 20240101000000_zzz"]
+
+
+def test_dbmate_versions_are_text_as_dbmate_compares(database: Database) -> None:
+    import_folder("dbmate", {"001_a.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"})
+    database.query(DBMATE_DDL)
+    database.query("insert into public.schema_migrations (version) values ('1')")
+    document = adopt(database, "dbmate")
+    assert document["adopted"] == [] and document["without_file"] == ["version 1"]
+    assert document["tool"] == "dbmate" and document["table"] == "public.schema_migrations"
+
+
+def test_table_names_quoted_bare_and_of_another_tool(database: Database) -> None:
+    import_folder("goose", {"1_a.sql": "-- +goose Up\nselect 1;\n"})
+    database.query('CREATE SCHEMA "My Schema"')
+    database.query(GOOSE_DDL.replace("goose_db_version", '"My Schema"."goose.v"'))
+    database.query('INSERT INTO "My Schema"."goose.v" (version_id, is_applied) VALUES (1, true)')
+    adopt(database, "goose", "--table", '"My Schema"."goose.v"')
+    assert [v for v, _, _ in journal(database)] == [1]
+    database.query(GOLANG_DDL)
+    wrong = cli("adopt", "dbmate", "--table", "schema_migrations", url=database.url)
+    assert wrong.exit_code == 2, wrong.output
+    assert "looks like golang-migrate's table" in wrong.stderr
+    database.query("CREATE VIEW gv AS SELECT 1 AS id, 1::bigint AS version_id, true AS is_applied")
+    view = cli("adopt", "goose", "--table", "gv", url=database.url)
+    assert view.exit_code == 2 and "is a view, not a table\n" in view.stderr
+
+
+def test_a_history_table_the_user_may_not_read(database: Database) -> None:
+    import_folder("dbmate", DBMATE)
+    database.query(DBMATE_DDL)
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    database.query(f"CREATE ROLE {role} LOGIN")
+    database.query(f"GRANT CREATE ON SCHEMA public TO {role}")
+    try:
+        from psycopg.conninfo import make_conninfo
+
+        result = cli("adopt", "dbmate", url=make_conninfo(database.url, user=role))
+        assert result.exit_code == 2, result.output
+        assert f'{role} may not read "public"."schema_migrations"' in result.stderr
+        assert "GRANT SELECT" in result.stderr
+    finally:
+        database.query("DROP TABLE IF EXISTS public.__migrations")
+        database.query(f"DROP OWNED BY {role}")
+        database.query(f"DROP ROLE {role}")

@@ -307,7 +307,8 @@ def test_adopt_refuses_with_every_unmatched_row_and_changes_nothing(
     ("table", "code", "message"),
     [
         ("drizzle.__drizzle_migrations", 2, "no table drizzle.__drizzle_migrations in database"),
-        ("nodot", 2, "--table 'nodot' is not SCHEMA.TABLE"),
+        ("a.b.c", 2, "--table 'a.b.c' is not [SCHEMA.]TABLE"),
+        ("nodot", 2, "no table public.nodot in database"),
         ("public.other", 2, 'Drizzle\'s table "public"."other" does not have the shape'),
         ("public.typed", 2, "created_at is not a number"),
     ],

@@ -111,8 +111,8 @@ def test_golang_migrate_pairs_and_names_it_would_run_by_accident() -> None:
     assert "takes any extension" in reasons["src/000003_x.up.sql.bak"]
     assert "golang-migrate ignores it" in reasons["src/000004_typo_up.sql"]
     assert "golang-migrate ignores it" in reasons["src/000005_y.UP.sql"]
-    assert "two files with version 6" in reasons["src/000006_dup.up.sql"]
-    assert "two files with version 6" in reasons["src/6_dup_again.up.sql"]
+    assert "two files of one direction" in reasons["src/000006_dup.up.sql"]
+    assert "two files of one direction" in reasons["src/6_dup_again.up.sql"]
     assert "without its up file" in reasons["src/000007_orphan.down.sql"]
 
 
@@ -262,14 +262,14 @@ def test_flyway_versions_undo_repeatables_and_skipped_names() -> None:
     )
     # Dotted versions: numbered in Flyway's order, the Flyway version kept in the name.
     assert folder() == {
-        "0001_1__init.sql": "create table a (id int);\n",
-        "0002_1.1__add_b.down.sql": "drop table b;\n",
-        "0002_1.1__add_b.sql": "create table b (id int);\n",
-        "0003_1.2__add_c.sql": "create table c (id int);\n",
-        "0004_2__in_sub_folder.sql": "create table d (id int);\n",
-        "0005_2.1__idx.sql": "-- migrator: no-transaction\n"
+        "0001_V1__init.sql": "create table a (id int);\n",
+        "0002_V1.1__add_b.down.sql": "drop table b;\n",
+        "0002_V1.1__add_b.sql": "create table b (id int);\n",
+        "0003_V1.2__add_c.sql": "create table c (id int);\n",
+        "0004_V2__in_sub_folder.sql": "create table d (id int);\n",
+        "0005_V2.1__idx.sql": "-- migrator: no-transaction\n"
         "create index concurrently d_id on d (id);\n",
-        "0006_3__placeholder.sql": "create schema ${schema_name};\n",
+        "0006_V3__placeholder.sql": "create schema ${schema_name};\n",
         "R__views.sql": "create or replace view v as select 1;\n",
     }
     reasons = reported(document)
@@ -283,8 +283,43 @@ def test_flyway_versions_undo_repeatables_and_skipped_names() -> None:
 
 
 def test_flyway_whole_number_versions_stay() -> None:
-    imported("flyway", {"V1__a.sql": "select 1;\n", "V002__b.sql": "select 2;\n"})
-    assert set(folder()) == {"1_a.sql", "002_b.sql"}
+    imported(
+        "flyway",
+        {
+            "V1__a.sql": "select 1;\n",
+            "V002__b.sql": "select 2;\n",
+            "V3.0__c.sql": "select 3;\n",  # Flyway's 3
+            "V4.sql": "select 4;\n",  # no description: Flyway runs it
+            "V5__1__e.sql": "select 5;\n",  # a description that starts like a version
+        },
+    )
+    assert set(folder()) == {"1_a.sql", "002_b.sql", "3_c.sql", "4_migration.sql", "5_1__e.sql"}
+    assert importer.file_key("flyway", "5_1__e.sql", 5) == "5"
+    assert importer.file_key("flyway", "0002_V1.1__b.sql", 2) == "1.1"
+
+
+def test_flyway_runs_non_transactional_scripts_statement_by_statement() -> None:
+    document = imported(
+        "flyway",
+        {
+            "V1__idx.sql": "create index concurrently a1 on a (id);\n"
+            "create index concurrently a2 on a (id);\n",
+            "V2__mixed.sql": "create table m (id int);\ncreate index concurrently m1 on m (id);\n",
+            "V3__skip.sql": "select 1;\n",
+            "V3__skip.sql.conf": "shouldExecute=false\n",
+            "R__v.sql": "create or replace view v as select '${x}' as x;\n",
+        },
+    )
+    files = folder()
+    assert files["1_idx.sql"] == (
+        "-- migrator: no-transaction\ncreate index concurrently a1 on a (id);\n"
+        f"{MARKER}\ncreate index concurrently a2 on a (id);\n"
+    )
+    assert files["2_mixed.sql"].startswith("-- migrator: no-transaction\n")
+    warnings = {item["path"]: item["reason"] for item in document["warnings"]}
+    assert "mixed=true" in warnings["src/V2__mixed.sql"]
+    assert "placeholders" in warnings["src/R__v.sql"]
+    assert "shouldExecute=false" in reported(document)["src/V3__skip.sql"]
 
 
 def test_drizzle_folder_files_outside_its_journal_are_reported() -> None:
@@ -332,12 +367,66 @@ def test_split_puts_each_statement_in_its_own_chunk() -> None:
     ]
 
 
-def test_without_split_the_text_is_untouched_and_refusals_are_warned() -> None:
+def test_without_split_the_text_is_untouched_and_what_migrator_refuses_is_reported() -> None:
     source = "create table a (id int);\ncreate index concurrently a_id on a (id);\n"
-    document = imported("golang-migrate", {"1_a.up.sql": source})
-    assert folder()["1_a.sql"] == source
-    warning = document["warnings"][0]
-    assert warning["path"] == "src/1_a.up.sql" and "--split" in warning["reason"]
+    document = imported(
+        "golang-migrate",
+        {"1_a.up.sql": source, "2_b.up.sql": "select 2;\r\n", "3_c.up.sql": "\\set x 1\n"},
+    )
+    assert folder() == {"2_b.sql": "select 2;\n"}  # read back with LF; written as it was
+    assert Path("sql/public/2_b.sql").read_bytes() == b"select 2;\r\n"
+    reasons = reported(document)
+    assert "import with --split" in reasons["src/1_a.up.sql"]
+    assert "fix it in the source" in reasons["src/3_c.up.sql"]
+    assert cli("import", "golang-migrate", "src", "--split").exit_code == 0
+    assert set(folder()) == {"1_a.sql", "2_b.sql"}
+
+
+def test_split_leaves_transaction_scoped_statements_with_what_follows() -> None:
+    document = imported(
+        "golang-migrate",
+        {
+            "1_a.up.sql": "create schema other;\nset local search_path = other;\n"
+            "create table t (id int);\n",
+            "2_b.up.sql": "create temp table ids on commit drop as select 1 as id;\n"
+            "create table c as select * from ids;\n",
+            "3_c.up.sql": "set constraints all deferred;\nselect 1;\n",
+            "4_d.up.sql": "select 1;\nselect 2;\n",
+        },
+        "--split",
+    )
+    files = folder()
+    assert MARKER not in files["1_a.sql"] + files["2_b.sql"] + files["3_c.sql"]
+    assert MARKER in files["4_d.sql"]
+    warnings = {item["path"]: item["reason"] for item in document["warnings"]}
+    assert "SET LOCAL" in warnings["src/1_a.up.sql"]
+    assert "temporary table ON COMMIT" in warnings["src/2_b.up.sql"]
+    assert "SET CONSTRAINTS" in warnings["src/3_c.up.sql"]
+
+
+def test_goose_refusals_and_names() -> None:
+    document = imported(
+        "goose",
+        {
+            "1_nosemi.sql": "-- +goose Up\nselect 1\n",
+            "2_instring.sql": "-- +goose Up\ninsert into t values ('\n-- +goose Down\n');\n",
+            "3_drop_old.down.sql": "-- +goose Up\nselect 3;\n",
+            "4_docs.sql": "-- see the +Goose docs\n-- +goose Up\nselect 4;\n",
+            "5_many.sql": "-- +goose NO TRANSACTION\n-- +goose Up\ncreate table g (id int);\n"
+            "create index concurrently g_id on g (id);\n-- +goose Down\ndrop table g;\n",
+        },
+    )
+    files = folder()
+    assert files["3_drop_old_down.sql"] == "select 3;\n"
+    assert files["4_docs.sql"] == "-- see the +Goose docs\nselect 4;\n"
+    # goose sends each statement alone; without a transaction each commits: one chunk each
+    assert files["5_many.sql"] == (
+        "-- migrator: no-transaction\ncreate table g (id int);\n"
+        f"{MARKER}\ncreate index concurrently g_id on g (id);\n"
+    )
+    reasons = reported(document)
+    assert "no semicolon" in reasons["src/1_nosemi.sql"]
+    assert "without its semicolon" in reasons["src/2_instring.sql"]
 
 
 def test_reimport_is_unchanged_and_a_clash_writes_nothing() -> None:
@@ -345,6 +434,10 @@ def test_reimport_is_unchanged_and_a_clash_writes_nothing() -> None:
     imported("golang-migrate", source)
     again = imported("golang-migrate", source)
     assert [f["unchanged"] for f in again["imported"]] == [True, True]
+    text = cli("import", "golang-migrate", "src")
+    assert "imported 0 migrations (0 down files) from golang-migrate src into public, 2 " in (
+        text.stdout
+    )
     write(Path("sql/public"), {"2_other.sql": "select 'mine';\n"})
     Path("sql/public/1_a.sql").write_text("select 'edited';\n")
     write(Path("src"), {"3_c.up.sql": "select 3;\n"})
@@ -434,9 +527,9 @@ def test_history_rows_as_each_tool_reads_them() -> None:
         ]
     )
     assert [(e.key, e.state, e.checksum) for e in prisma] == [
-        ("1", "applied", "s2"),
-        ("2", "failed", None),
-        ("3", "rolled back", None),
+        ("1_a", "applied", "s2"),
+        ("2_b", "failed", None),
+        ("3_c", "rolled back", None),
     ]
     flyway = importer.flyway_entries(
         [
@@ -461,3 +554,100 @@ def test_plan_is_pure_data() -> None:
     found = importer.plan("goose", [SourceFile("1_a.sql", b"-- +goose Up\nselect 1;\n")])
     assert found.migrations[0].name == "1_a.sql"
     assert found.migrations[0].up == b"select 1;\n"
+
+
+def test_golang_migrate_version_clash_reports_every_file_of_it() -> None:
+    document = imported(
+        "golang-migrate",
+        {
+            "1_a.up.sql": "select 1;\n",
+            "1_a.down.sql": "select 1;\n",
+            "001_b.down.sql": "select 1;\n",
+            "2_c.up.sql": "select 2;\n",
+        },
+    )
+    assert set(reported(document)) == {"src/1_a.up.sql", "src/1_a.down.sql", "src/001_b.down.sql"}
+    assert set(folder()) == {"2_c.sql"}
+
+
+def test_names_migrator_would_refuse_are_reported_not_written() -> None:
+    write(Path("src"), {"1_b.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"})
+    Path(b"src/2_caf\xe9.sql".decode("utf-8", "surrogateescape")).write_bytes(
+        b"-- migrate:up\nselect 2;\n-- migrate:down\n"
+    )
+    result = cli("import", "dbmate", "src", "--json")
+    assert result.exit_code == 0, result.output
+    reasons = reported(json.loads(result.stdout))
+    assert any("not UTF-8" in reason for reason in reasons.values())
+    assert set(folder()) == {"1_b.sql"}
+
+
+def test_prisma_sorts_folder_names_as_localecompare_does() -> None:
+    document = imported(
+        "prisma", {"1_b/migration.sql": "select 1;\n", "10_a/migration.sql": "select 10;\n"}
+    )
+    assert document["reported"] == []
+    assert set(folder()) == {"1_b.sql", "10_a.sql"}
+    # prisma/ holding schema/*.prisma (no schema.prisma) and migrations/
+    write(Path("app/prisma"), {"schema/a.prisma": "", "migrations/2_c/migration.sql": "select 2;"})
+    result = cli("import", "prisma", "app/prisma", "--schema", "other")
+    assert result.exit_code == 0, result.output
+    assert set(folder("other")) == {"2_c.sql"}
+
+
+def test_dbmate_keeps_every_byte_but_the_marker_lines() -> None:
+    source = "-- migrate:up\n\n\nselect 1;\r\n-- migrate:down \n\n\nselect 2;\n"
+    imported("dbmate", {"1_a.sql": source})
+    assert Path("sql/public/1_a.sql").read_bytes() == b"\n\nselect 1;\r\n"
+    assert Path("sql/public/1_a.down.sql").read_bytes() == b"\n\nselect 2;\n"
+    document = imported(
+        "dbmate", {"2_b.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n-- migrate:down\n"}
+    )
+    assert "two '-- migrate:down' lines" in reported(document)["src/2_b.sql"]
+
+
+def test_split_of_a_file_with_cr_line_ends() -> None:
+    text = "create table a (id int);\rcreate table b (id int);\r"
+    split = importer.split_text(text)
+    assert split == f"create table a (id int);\r{MARKER}\rcreate table b (id int);\r"
+    assert importer.unsplit(split) == text
+
+
+def test_diesel_metadata_of_another_type_means_a_transaction() -> None:
+    imported(
+        "diesel",
+        {
+            "2024-01-01-000000_a/up.sql": "select 1;\n",
+            "2024-01-01-000000_a/metadata.toml": 'run_in_transaction = "false"\n',
+        },
+    )
+    assert folder() == {"20240101000000_a.sql": "select 1;\n"}
+
+
+def test_fifos_and_dangling_links_are_reported() -> None:
+    import os
+
+    Path("src").mkdir()
+    os.mkfifo("src/1_a.up.sql")
+    os.symlink("nowhere.sql", "src/2_b.up.sql")
+    write(Path("src"), {"3_c.up.sql": "select 3;\n"})
+    document = imported("golang-migrate", {})
+    reasons = reported(document)
+    assert "not a regular file" in reasons["src/1_a.up.sql"]
+    assert "a link to nowhere" in reasons["src/2_b.up.sql"]
+    assert set(folder()) == {"3_c.sql"}
+
+
+def test_a_stale_down_file_and_an_unwritable_folder_write_nothing() -> None:
+    write(Path("sql/public"), {"1_a.down.sql": "select 'old down';\n"})
+    write(Path("src"), {"1_a.up.sql": "select 1;\n"})
+    stale = cli("import", "golang-migrate", "src")
+    assert stale.exit_code == 2, stale.output
+    assert "the source has no down part for it" in stale.output
+    assert not Path("sql/public/1_a.sql").exists()
+    Path("sql/public/1_a.down.sql").unlink()
+    Path("sql/public").rmdir()
+    Path("sql/public").write_text("a file, not a folder")
+    blocked = cli("--json", "import", "golang-migrate", "src")
+    assert blocked.exit_code == 2, blocked.output
+    assert "cannot write sql/public" in json.loads(blocked.stdout)["error"]["message"]
