@@ -461,6 +461,7 @@ def adopt(
             matched, chosen, without, differs, notes = _tool_adoption(
                 conn, settings, reporter, tool, schema, files, source
             )
+        chosen, reverted = _not_reverted(conn, settings, reporter, schema, chosen)
         if chosen and not dry_run:
             lines = [f"adopt {file.path} ({table} {entry})" for file, entry, _ in chosen]
             _confirm(settings, conn, reporter, confirm, lines)
@@ -469,8 +470,39 @@ def adopt(
             )
     adopted = tuple(Adopted(file.path, id_, entry) for file, entry, id_ in chosen)
     return AdoptResult(
-        schema, table, adopted, matched - len(chosen), dry_run, tool, without, differs
+        schema,
+        table,
+        adopted,
+        matched - len(chosen) - len(reverted),
+        dry_run,
+        tool,
+        without,
+        differs,
+        reverted,
     )
+
+
+def _not_reverted(
+    conn: Connection,
+    settings: Settings,
+    reporter: Reporter,
+    schema: str,
+    chosen: list[tuple[SqlFile, str, int | None]],
+) -> tuple[list[tuple[SqlFile, str, int | None]], tuple[str, ...]]:
+    """The files to adopt but those `rollback` reverted (the other tool still lists them:
+    adopting them again would journal objects that are gone), which are reported."""
+    from migrator.journal import Journal
+
+    reverted = Journal(schema, settings.journal_table).reverted(conn) if chosen else {}
+    kept = [item for item in chosen if item[0].version not in reverted]
+    skipped = tuple(file.path for file, _, _ in chosen if file.version in reverted)
+    for file, _, _ in chosen:
+        if file.version in reverted:
+            reporter.notice(
+                f"warning: {file.path} was reverted by migrator rollback at "
+                f"{reverted[file.version]}: not adopted again (migrate applies it)"
+            )
+    return kept, skipped
 
 
 def _tool_adoption(
@@ -597,6 +629,7 @@ def import_(
     folder = Path(source)
     if kind in ("prisma", "diesel") and _holds_migrations(folder / "migrations", kind):
         folder = folder / "migrations"  # prisma/ given for prisma/migrations, a crate's root
+    _apart(folder, settings.sql_dir)
     source_files, unreadable = discovery.source_files(folder)
     found = importer.plan(kind, source_files, split_statements=split)
     if not found.migrations and not found.reported:
@@ -627,6 +660,21 @@ def import_(
         tuple(Reported(f"{prefix}/{r.path}", r.reason) for r in found.warnings),
         dry_run,
     )
+
+
+def _apart(folder: Path, sql_dir: Path) -> None:
+    """ConfigError when the source folder is migrator's migrations folder, in it, or holds
+    it: the files written would be read as the source's, and the source's as migrator's."""
+    from migrator import discovery
+
+    source, ours = folder.resolve(), sql_dir.resolve()
+    if source == ours or ours in source.parents or source in ours.parents:
+        raise ConfigError(
+            f"{discovery.display(folder)} and the migrations folder "
+            f"{discovery.display(sql_dir)} overlap: nothing was written",
+            hint="Move the tool's migrations elsewhere first (e.g. mv sql flyway-sql), or "
+            "point --sql-dir at another folder.",
+        )
 
 
 def _holds_migrations(folder: Path, kind: str) -> bool:

@@ -437,6 +437,9 @@ def display(path: Path) -> str:
         return str(path)
 
 
+_LINKED_FOLDER = "a link to a folder: not read (copy the folder in to import it)"
+
+
 def source_files(folder: Path) -> tuple[list[SourceFile], list[Reported]]:
     """Every regular file below another runner's migrations folder (links to files too), by
     path relative to it (node_modules and .git left out), and the entries that are no
@@ -450,8 +453,15 @@ def source_files(folder: Path) -> tuple[list[SourceFile], list[Reported]]:
         )
     found, skipped = [], []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in ("node_modules", ".git"))
         relative = Path(root).relative_to(folder)
+        for name in dirs:
+            if (Path(root) / name).is_symlink():  # not followed: it may lead anywhere
+                skipped.append(Reported(shown((relative / name).as_posix()), _LINKED_FOLDER))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in ("node_modules", ".git") and not (Path(root) / d).is_symlink()
+        )
         for name in sorted(names):
             path = Path(root) / name
             shown_path = shown((relative / name).as_posix())

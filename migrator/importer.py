@@ -103,8 +103,9 @@ def plan(kind: str, files: Sequence[SourceFile], *, split_statements: bool = Fal
                 warnings.append(
                     Reported(
                         item.source,
-                        f"not split: its {scoped} lasts until its transaction ends, so its "
-                        "statements stay in one chunk, as the tool ran them",
+                        f"not split: it holds a {scoped}, whose effect lasts until its "
+                        "transaction ends, so its statements stay in one chunk, as the tool ran "
+                        "them",
                     )
                 )
             else:
@@ -178,16 +179,37 @@ _SCOPED_SET = {
 }
 
 
+# Found in a statement's text (inside parentheses too): a constraint checked at commit, a
+# transaction's advisory lock.
+_SCOPED_TEXT = re.compile(
+    r"\binitially\s+deferred\b|\bpg_(?:try_)?advisory_xact_lock(?:_shared)?\s*\(|"
+    r"\bconstraint\s+trigger\b",
+    re.IGNORECASE,
+)
+_SCOPED_NAMES = {
+    "initially": "constraint checked at commit (INITIALLY DEFERRED)",
+    "pg_advisory_xact_lock": "transaction advisory lock",
+    "pg_try_advisory_xact_lock": "transaction advisory lock",
+    "pg_advisory_xact_lock_shared": "transaction advisory lock",
+    "pg_try_advisory_xact_lock_shared": "transaction advisory lock",
+    "constraint": "constraint trigger (checked at commit when deferred)",
+}
+
+
 def _transaction_scoped(item: Imported) -> str:
     """A statement of the file whose effect ends with its transaction (SET LOCAL, SET
     CONSTRAINTS, LOCK, a temporary table ON COMMIT, a cursor, set_config), which splitting
     would cut from the statements after it; "" when there is none."""
     for data in (item.up, item.down or b""):
+        text = _lexable(data.decode("utf-8").removeprefix("\ufeff"))
         try:
-            pieces = split(_lexable(data.decode("utf-8").removeprefix("\ufeff")))
+            pieces = split(text)
         except LexError:
             continue
         for statement in (s for piece in pieces for s in piece.statements):
+            found = _SCOPED_TEXT.search(text, statement.start, max(statement.end, statement.start))
+            if found is not None:
+                return _SCOPED_NAMES[found[0].lower().split()[0].split("(")[0]]
             words = statement.words
             first, second = (*words, "", "")[:2]
             if first == "set" and second in _SCOPED_SET:
@@ -803,7 +825,7 @@ def _goose_sections(text: str) -> tuple[str, str | None, set[str]] | str:
 
 # --- prisma ------------------------------------------------------------------------------
 
-_LEADING_DIGITS = re.compile(r"([0-9]+)(?:_(.*))?", re.DOTALL)
+_LEADING_DIGITS = re.compile(r"([0-9]+)_?(.*)", re.DOTALL)
 
 
 def _prisma(files: Sequence[SourceFile]) -> tuple[list[Imported], list[Reported], list[Reported]]:

@@ -236,6 +236,18 @@ class Journal:
                         f"ALTER TABLE {qualified} {added}.",
                     ) from None
 
+    def reverted(self, conn: Connection) -> dict[int, str]:
+        """The versions `rollback` reverted (its history), with when it last did; {} when
+        there is no history."""
+        qualified = self.history.as_string(conn)
+        found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
+        if not (found and found[0]):
+            return {}
+        query = sql.SQL(
+            "SELECT version, max(reverted_at)::text FROM {} GROUP BY version ORDER BY version"
+        ).format(self.history)
+        return {int(version): str(at) for version, at in conn.execute(query)}
+
     def ensure_history(self, conn: Connection) -> None:
         """Create the history of reverted files when it is not there."""
         qualified = self.history.as_string(conn)

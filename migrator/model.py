@@ -554,6 +554,7 @@ class AdoptResult:
     tool: str = "drizzle"
     without_file: tuple[str, ...] = ()
     checksum_differs: tuple[str, ...] = ()
+    reverted: tuple[str, ...] = ()  # files rollback reverted: not adopted again
 
 
 @dataclass(frozen=True, slots=True)

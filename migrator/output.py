@@ -94,7 +94,7 @@ LISTS = {
     "seed": ("seeds",),
     "repair": ("repaired", "drift"),
     "baseline": ("baselined",),
-    "adopt": ("adopted", "without_file", "checksum_differs"),
+    "adopt": ("adopted", "without_file", "checksum_differs", "reverted"),
     "import": ("imported", "reported", "warnings"),
     "reset": ("reset", "applied", "pending", "unlisted"),
     "config": ("settings",),
@@ -576,7 +576,7 @@ class PlainReporter:
             f"{_plural(len(fresh), 'migration')} ({_plural(downs, 'down file')}) from "
             f"{result.kind} {result.source} into {result.schema}"
             + (f", {unchanged} unchanged" if unchanged else "")
-            + f"; {_plural(len(result.reported), 'file')} not imported"
+            + f"; {_plural(len({item.path for item in result.reported}), 'file')} not imported"
             + (f", {_plural(len(result.warnings), 'warning')}" if result.warnings else "")
         )
 
@@ -1148,6 +1148,7 @@ _DOCUMENT: dict[type, Callable[[Any], dict[str, Any]]] = {
         "already": result.already,
         "without_file": list(result.without_file),
         "checksum_differs": list(result.checksum_differs),
+        "reverted": list(result.reverted),
         "dry_run": result.dry_run,
     },
     ImportResult: lambda result: {

@@ -569,3 +569,35 @@ def test_a_history_table_the_user_may_not_read(database: Database) -> None:
         database.query("DROP TABLE IF EXISTS public.__migrations")
         database.query(f"DROP OWNED BY {role}")
         database.query(f"DROP ROLE {role}")
+
+
+def test_adopt_again_after_a_rollback_leaves_the_reverted_file_to_migrate(
+    database: Database,
+) -> None:
+    import_folder(
+        "dbmate",
+        {
+            f"2024010{n}000000_{t}.sql": f"-- migrate:up\ncreate table {t} (id int);\n"
+            f"-- migrate:down\ndrop table {t};\n"
+            for n, t in enumerate("abc", 1)
+        },
+    )
+    database.query("create table a (id int); create table b (id int)")  # as dbmate left it
+    database.query(DBMATE_DDL)
+    database.query(
+        "insert into public.schema_migrations (version) values "
+        "('20240101000000'), ('20240102000000')"
+    )
+    adopt(database, "dbmate")
+    assert cli("migrate", url=database.url).exit_code == 0
+    for _ in range(2):
+        assert cli("rollback", url=database.url).exit_code == 0  # 0003, then 0002
+    again = adopt(database, "dbmate")
+    assert again["adopted"] == [] and again["reverted"] == ["sql/public/20240102000000_b.sql"]
+    assert cli("migrate", url=database.url).exit_code == 0
+    assert [(v, s) for v, s, _ in journal(database)] == [
+        (20240101000000, "baseline"),
+        (20240102000000, "applied"),
+        (20240103000000, "applied"),
+    ]
+    assert database.scalar("SELECT to_regclass('b') IS NOT NULL")

@@ -651,3 +651,50 @@ def test_a_stale_down_file_and_an_unwritable_folder_write_nothing() -> None:
     blocked = cli("--json", "import", "golang-migrate", "src")
     assert blocked.exit_code == 2, blocked.output
     assert "cannot write sql/public" in json.loads(blocked.stdout)["error"]["message"]
+
+
+def test_split_leaves_deferred_checks_and_transaction_locks_in_one_chunk() -> None:
+    document = imported(
+        "golang-migrate",
+        {
+            "1_a.up.sql": "create table p (id int primary key);\n"
+            "create table c (pid int references p deferrable initially deferred);\n"
+            "insert into c values (1);\ninsert into p values (1);\n",
+            "2_b.up.sql": "select pg_advisory_xact_lock(42);\nupdate t set x = 1;\n",
+        },
+        "--split",
+    )
+    assert MARKER not in folder()["1_a.sql"] + folder()["2_b.sql"]
+    warnings = {item["path"]: item["reason"] for item in document["warnings"]}
+    assert "INITIALLY DEFERRED" in warnings["src/1_a.up.sql"]
+    assert "transaction advisory lock" in warnings["src/2_b.up.sql"]
+
+
+def test_a_source_overlapping_the_migrations_folder_is_refused() -> None:
+    write(Path("sql"), {"V1__a.sql": "select 1;\n"})
+    for source in ("sql", ".", "sql/public"):
+        result = cli("import", "flyway", source)
+        assert result.exit_code == 2, result.output
+        assert "overlap: nothing was written" in result.output
+    assert not Path("sql/public").exists()
+
+
+def test_the_summary_counts_files_and_linked_folders_are_reported(tmp_path: Path) -> None:
+    write(
+        Path("src"),
+        {"0003_d.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n",
+         "3-c.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"},
+    )  # fmt: skip
+    result = cli("import", "dbmate", "src")
+    assert "; 2 files not imported" in result.stdout, result.output
+    write(tmp_path / "elsewhere/20240103000000_linked", {"migration.sql": "select 1;\n"})
+    write(Path("prisma"), {"20240101000000init/migration.sql": "select 2;\n"})
+    (Path("prisma") / "20240103000000_linked").symlink_to(
+        tmp_path / "elsewhere/20240103000000_linked"
+    )
+    linked = cli("import", "prisma", "prisma", "--schema", "p", "--json")
+    assert linked.exit_code == 0, linked.output
+    assert (
+        "a link to a folder" in reported(json.loads(linked.stdout))["prisma/20240103000000_linked"]
+    )
+    assert set(folder("p")) == {"20240101000000_init.sql"}
