@@ -169,6 +169,14 @@ def _each_database(group: TyperGroup, ctx: click.Context, args: list[str]) -> No
         reporter.failure(error)
         reporter.finish(error.exit_code)
         raise typer.Exit(error.exit_code) from None
+    if "import" in given[: given.index("--") if "--" in given else len(given)]:
+        empty = UsageError(
+            "--all-databases: import writes one source into one database's migrations folder",
+            hint="Name that database with --db NAME.",
+        )
+        reporter.failure(empty)
+        reporter.finish(empty.exit_code)
+        raise typer.Exit(empty.exit_code)
     if not names:
         empty = UsageError(
             "--all-databases: pyproject.toml has no [tool.migrator.databases.NAME] tables"
@@ -606,12 +614,22 @@ def adopt(
             "drizzle.__drizzle_migrations, public.schema_migrations).",
         ),
     ] = None,
-    dry_run: DryRun = False,
-    confirm: Confirm = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be adopted; change nothing.")
+    ] = False,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            metavar="DBNAME",
+            help="The target database's name: confirms the adoption in production (or set "
+            "CONFIRM_PROD), without a prompt.",
+        ),
+    ] = None,
 ) -> None:
     """Journal the files another runner already applied, without running them; refuses,
-    changing nothing, when a recorded migration failed, is dirty, or (Drizzle) matches no
-    file."""
+    changing nothing, when a recorded migration failed, was rolled back or is dirty, or
+    (Drizzle) matches no file."""
     from migrator import commands
 
     with _run(ctx, "adopt") as (settings, reporter):

@@ -441,8 +441,14 @@ def adopt(
         raise ConfigError(
             f"cannot adopt from {tool!r}", hint=f"Supported: {', '.join(importer.TABLES)}."
         )
-    table = table or importer.TABLES[tool]
+    table = importer.TABLES[tool] if table is None else table
     source = _qualified(table)
+    if tool != "drizzle" and not (settings.sql_dir / schema).is_dir():
+        raise ConfigError(
+            f"no schema folder {settings.sql_dir / schema}: nothing to adopt",
+            hint=f"Write {importer.TOOL_NAMES[tool]}'s migrations there first: migrator "
+            f"import {tool} SOURCE --schema {schema}.",
+        )
     files = _files(settings, [schema])[schema]
     if not dry_run:
         _writing(settings)
@@ -462,13 +468,23 @@ def adopt(
                 conn, settings, reporter, tool, schema, files, source
             )
         chosen, reverted = _not_reverted(conn, settings, reporter, schema, chosen)
-        if chosen and not dry_run:
-            lines = [f"adopt {file.path} ({table} {entry})" for file, entry, _ in chosen]
+        repeatables = (
+            _flyway_repeatables(conn, settings, reporter, schema, source)
+            if tool == "flyway"
+            else []
+        )
+        every = [(file, entry) for file, entry, _ in chosen] + repeatables
+        if every and not dry_run:
+            lines = [f"adopt {file.path} ({table} {entry})" for file, entry in every]
             _confirm(settings, conn, reporter, confirm, lines)
-            _baseline(
-                conn, Journal(schema, settings.journal_table), [f for f, _, _ in chosen], notes
-            )
-    adopted = tuple(Adopted(file.path, id_, entry) for file, entry, id_ in chosen)
+            with conn.transaction():
+                journal = Journal(schema, settings.journal_table)
+                _baseline(conn, journal, [f for f, _, _ in chosen], notes)
+                if repeatables:
+                    _adopt_repeatables(conn, settings, schema, repeatables, table)
+    adopted = tuple(Adopted(file.path, id_, entry) for file, entry, id_ in chosen) + tuple(
+        Adopted(file.path, None, entry) for file, entry in repeatables
+    )
     return AdoptResult(
         schema,
         table,
@@ -480,6 +496,56 @@ def adopt(
         differs,
         reverted,
     )
+
+
+def _flyway_repeatables(
+    conn: Connection,
+    settings: Settings,
+    reporter: Reporter,
+    schema: str,
+    source: tuple[str, str],
+) -> list[tuple[SqlFile, str]]:
+    """The schema's repeatable files whose Flyway run recorded their checksum as they are now
+    and that have no row of migrator's yet; those changed since are left due (Flyway would
+    run them again too), and said so."""
+    from migrator import discovery, histories, importer
+    from migrator.repeatable_journal import RepeatableJournal
+
+    files = _project(settings, [schema])[1].get(schema, ())
+    if not files:
+        return []
+    sums = histories.flyway_repeatables(conn, *source)
+    rows = RepeatableJournal(schema, settings.journal_table).read(conn) or {}
+    chosen = []
+    for file in files:
+        recorded = sums.get(importer.repeatable_key(file.name))
+        if file.name in rows or recorded is None:
+            continue  # migrator's own row, or Flyway never ran it: migrate decides
+        data = discovery.read_bytes(str(settings.sql_dir / schema / file.name))
+        original = importer.unsplit(data.decode("utf-8")).encode("utf-8")
+        if importer.flyway_agrees(data, recorded) or importer.flyway_agrees(original, recorded):
+            chosen.append((file, f"repeatable {importer.repeatable_key(file.name)}"))
+        else:
+            reporter.notice(
+                f"warning: {file.path} changed since Flyway last ran it (checksum {recorded}): "
+                "left due, migrate applies it"
+            )
+    return chosen
+
+
+def _adopt_repeatables(
+    conn: Connection,
+    settings: Settings,
+    schema: str,
+    files: Sequence[tuple[SqlFile, str]],
+    table: str,
+) -> None:
+    from migrator.repeatable_journal import RepeatableJournal
+
+    journal = RepeatableJournal(schema, settings.journal_table)
+    journal.ensure(conn)
+    for file, entry in files:
+        journal.adopt(conn, file, f"adopted from Flyway ({table} {entry})")
 
 
 def _not_reverted(
@@ -639,6 +705,12 @@ def import_(
         )
     target = settings.sql_dir / schema
     written = _import_targets(settings, schema, found.migrations)
+    if schema != schema.lower():
+        reporter.notice(
+            f"warning: schema folder {schema} is not lower case: its migrations run in schema "
+            f'"{schema}" (quoted), but PostgreSQL reads an unquoted {schema} in SQL as '
+            f"{schema.lower()}; consider --schema {schema.lower()}"
+        )
     files = tuple(
         ImportedFile(
             discovery.display(target / item.name),
@@ -1737,14 +1809,17 @@ def _adoption(
             hint="Name the table Drizzle's migrate() wrote with --table SCHEMA.TABLE "
             "(its migrationsSchema and migrationsTable).",
         )
-    found = drizzle.match(rows, files)
+    found = drizzle.match(rows, files, _raw_hashes(settings, schema, files))
     if found.unmatched:
+        count = len(found.unmatched)
         raise DriftError(
-            f"{len(found.unmatched)} migrations recorded in {where} match no file "
-            f"of {schema}; nothing was adopted",
+            f"{count} migration{'s' if count > 1 else ''} recorded in {where} "
+            f"match{'' if count > 1 else 'es'} no file of {schema}; nothing was adopted",
             problems=[_describe_row(row) for row in found.unmatched],
-            hint="Put the files Drizzle ran into the schema folder, unchanged (or with "
-            "the same journal `when`), and run again.",
+            hint="Put the files Drizzle ran into the schema folder, unchanged (or, in a "
+            "drizzle-kit folder, with the same journal `when`), and run again; adopt before "
+            "import drizzle, which drops the journal, when files changed since Drizzle ran "
+            "them.",
         )
     journal = Journal(schema, settings.journal_table)
     journaled = journal.read(conn, brief=True) or []
@@ -1777,6 +1852,29 @@ def _no_unfinished_rollback(rows: Sequence[Any], schema: str, command: str) -> N
             hint=f"Finish it first with migrator rollback {schema}, or clear it with migrator "
             "repair --restart --reason '...'.",
         )
+
+
+def _raw_hashes(
+    settings: Settings, schema: str, files: Sequence[SqlFile]
+) -> dict[str, tuple[str, ...]]:
+    """Each file's sha256 of its bytes as they are, and without what import --split added:
+    the hashes Drizzle may have recorded besides migrator's (of the text with LF)."""
+    import hashlib
+
+    from migrator import discovery, importer
+
+    found: dict[str, tuple[str, ...]] = {}
+    for file in files:
+        try:
+            data = discovery.read_bytes(str(settings.sql_dir / schema / file.name))
+        except OSError:
+            continue
+        original = importer.unsplit(data.decode("utf-8", "surrogateescape"))
+        found[file.path] = (
+            hashlib.sha256(data).hexdigest(),
+            hashlib.sha256(original.encode("utf-8", "surrogateescape")).hexdigest(),
+        )
+    return found
 
 
 def _adoption_note(file: SqlFile, row: DrizzleRow, table: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -116,21 +116,37 @@ def _entry(raw: object) -> Entry | str | None:
     return Entry(idx, int(digits[0]), tag, when)
 
 
-def match(rows: Sequence[DrizzleRow], files: Sequence[SqlFile]) -> Adoption:
+def match(
+    rows: Sequence[DrizzleRow],
+    files: Sequence[SqlFile],
+    other_hashes: Mapping[str, Sequence[str]] | None = None,
+) -> Adoption:
     """Match each recorded migration to a file: by hash and created_at = the journal's `when`
     together, then by hash alone, then by `when` alone (a file edited since it ran); each file
-    at most once, so identical files (drizzle-kit's empty custom ones) pair up by `when`."""
-    keys: tuple[tuple[Callable[[SqlFile], object], Callable[[DrizzleRow], object]], ...] = (
-        (lambda file: (file.hash, file.when), lambda row: (row.hash, row.created_at)),
-        (lambda file: file.hash, lambda row: row.hash),
-        (lambda file: file.when, lambda row: row.created_at),
+    at most once, so identical files (drizzle-kit's empty custom ones) pair up by `when`.
+    `other_hashes` (by path) are further hashes a file matches by: of its bytes as they are
+    (CRLF kept, as Drizzle hashes them), or without the markers `import --split` added."""
+    extra = other_hashes or {}
+
+    def hashes(file: SqlFile) -> tuple[str, ...]:
+        return (file.hash, *extra.get(file.path, ()))
+
+    keys: tuple[tuple[Callable[[SqlFile], Sequence[object]], Callable[[DrizzleRow], object]], ...]
+    keys = (
+        (
+            lambda file: [(h, file.when) for h in hashes(file)],
+            lambda row: (row.hash, row.created_at),
+        ),
+        (hashes, lambda row: row.hash),
+        (lambda file: [file.when], lambda row: row.created_at),
     )
     taken: dict[str, tuple[SqlFile, DrizzleRow]] = {}
     left = list(rows)
-    for file_key, row_key in keys:
+    for file_keys, row_key in keys:
         candidates: dict[object, list[SqlFile]] = {}
         for file in files:
-            candidates.setdefault(file_key(file), []).append(file)
+            for key in dict.fromkeys(file_keys(file)):
+                candidates.setdefault(key, []).append(file)
         candidates.pop(None, None)  # no `when` (not a drizzle-kit folder) matches nothing
         unmatched = []
         for row in left:

@@ -1462,6 +1462,27 @@ def flyway_entries(
     return [*failed, *applied.values()]
 
 
+def flyway_repeatable_sums(
+    rows: Iterable[tuple[int, str | None, str, str, str, int | None, bool]],
+) -> dict[str, str | None]:
+    """The checksum of each repeatable's newest run, by description, from rows in rank
+    order (a DELETE row takes one back)."""
+    sums: dict[str, str | None] = {}
+    for _, version, description, kind, _, checksum, success in rows:
+        if version is not None or kind == "SCHEMA" or not success:
+            continue
+        if kind == "DELETE":
+            sums.pop(description, None)
+        else:
+            sums[description] = None if checksum is None else str(checksum)
+    return sums
+
+
+def repeatable_key(name: str) -> str:
+    """Flyway's description of a repeatable file R__<description>.sql."""
+    return name.removeprefix("R__").removesuffix(".sql").replace("_", " ")
+
+
 def prisma_agrees(data: bytes, recorded: str) -> bool:
     """Whether a migration.sql matches the checksum Prisma recorded, as Prisma compares: the
     bytes as they are, or with CRLF and LF swapped; old rows' unpadded hex."""

@@ -565,9 +565,9 @@ class PlainReporter:
             if file.down:
                 self._out(f"{state} {file.down}")
         for item in result.reported:
-            self._out(f"not imported: {item.path}: {item.reason}")
+            self.notice(f"not imported: {item.path}: {item.reason}")
         for item in result.warnings:
-            self._out(f"warning: {item.path}: {item.reason}")
+            self.notice(f"warning: {item.path}: {item.reason}")
         fresh = [file for file in result.files if not file.unchanged]
         downs = sum(1 for file in fresh if file.down)
         unchanged = len(result.files) - len(fresh)

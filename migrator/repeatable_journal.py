@@ -155,6 +155,18 @@ class RepeatableJournal:
         )
         return text.as_string(conn) + self.check(conn, 0, expected)
 
+    def adopt(self, conn: Connection, file: SqlFile, note: str) -> None:
+        """Record a file another runner applied as it is now, without running it (a row
+        migrator wrote already is kept)."""
+        query = sql.SQL(
+            "INSERT INTO {} (name, hash, content, status, runs, finished_at, duration_ms,"
+            " migrator_version, note) VALUES (%s, %s, %s, 'applied', 0, clock_timestamp(), 0,"
+            " %s, %s || ' by ' || current_user || ' at ' || clock_timestamp()::text)"
+            " ON CONFLICT (name) DO NOTHING"
+        ).format(self.identifier)
+        with as_session_user(conn):
+            conn.execute(query, (file.name, file.hash, file.text, __version__, note))
+
     def restore(self, conn: Connection, rows: Mapping[str, RepeatableRow], running: str) -> None:
         """Put back rows a file removed (creating the table if it is gone): as read, but those
         this run applied, which are due again, and `running`'s, which runs again."""

@@ -278,12 +278,15 @@ def test_flyway_baseline_versions_and_checksums(database: Database) -> None:
             flyway_row(4, None, "view", "SQL", "R__view.sql", crc(FLYWAY["R__view.sql"])),
         ],
     )
+    database.query("create view v as select 1 as one")  # as Flyway's R__view.sql left it
     document = adopt(database, "flyway")
     assert [a["path"] for a in document["adopted"]] == [
         "sql/public/0001_V1__init.sql",
         "sql/public/0002_V1.1__add_b.sql",
         "sql/public/0003_V2__add_c.sql",
+        "sql/public/R__view.sql",
     ]
+    assert document["adopted"][-1]["entry"] == "repeatable view"
     assert document["checksum_differs"] == ["sql/public/0003_V2__add_c.sql"]
     rows = journal(database)
     assert [(v, s) for v, s, _ in rows] == [(1, "baseline"), (2, "baseline"), (3, "baseline")]
@@ -293,7 +296,11 @@ def test_flyway_baseline_versions_and_checksums(database: Database) -> None:
     assert finished.exit_code == 0, finished.output
     assert database.scalar("SELECT to_regclass('d') IS NOT NULL")
     assert database.scalar("SELECT to_regclass('a') IS NULL")
-    assert database.scalar("SELECT one FROM v") == 1  # the repeatable runs once under migrator
+    assert database.scalar("SELECT one FROM v") == 1
+    # Flyway ran the repeatable as it is: adopted, not run again
+    assert database.query("SELECT status, runs FROM public.__migrations_repeatable") == [
+        ("applied", 0)
+    ]
 
 
 def test_flyway_failed_migration_is_refused(database: Database) -> None:
@@ -601,3 +608,54 @@ def test_adopt_again_after_a_rollback_leaves_the_reverted_file_to_migrate(
         (20240103000000, "applied"),
     ]
     assert database.scalar("SELECT to_regclass('b') IS NOT NULL")
+
+
+SEED = "insert into fa values (1);\n"
+
+
+def test_flyway_repeatables_run_again_only_when_changed(database: Database) -> None:
+    import_folder(
+        "flyway",
+        {
+            "V1__init.sql": "create table fa (id int);\n",
+            "R__seed_fa.sql": SEED,
+            "R__other.sql": "insert into fa values (2);\n",
+            "R__never.sql": "insert into fa values (3);\n",
+        },
+    )
+    database.query("create table fa (id int); insert into fa values (1), (2)")
+    flyway_table(
+        database,
+        [
+            flyway_row(1, "1", "init", "SQL", "V1__init.sql", crc("create table fa (id int);\n")),
+            flyway_row(2, None, "seed fa", "SQL", "R__seed_fa.sql", crc(SEED)),
+            flyway_row(3, None, "other", "SQL", "R__other.sql", 999),  # changed since
+        ],
+    )  # fmt: skip
+    result = cli("adopt", "flyway", url=database.url)
+    assert result.exit_code == 0, result.output
+    assert "R__other.sql changed since Flyway last ran it" in result.stderr
+    assert cli("migrate", url=database.url).exit_code == 0
+    # seed_fa not again; other (changed) and never (Flyway never ran it) run, as Flyway would
+    assert database.query("SELECT id FROM fa ORDER BY id") == [(1,), (2,), (2,), (3,)]
+
+
+def test_adopt_before_import_and_an_empty_table_name_say_so(database: Database) -> None:
+    first = cli("adopt", "dbmate", url=database.url)
+    assert first.exit_code == 2, first.output
+    assert "migrator import dbmate SOURCE" in first.stderr
+    import_folder("dbmate", DBMATE)
+    empty = cli("adopt", "dbmate", "--table", "", url=database.url)
+    assert empty.exit_code == 2 and "is not [SCHEMA.]TABLE" in empty.stderr
+
+
+def test_the_python_api_adopts(database: Database) -> None:
+    import migrator
+
+    import_folder("dbmate", DBMATE)
+    database.query(DBMATE_DDL)
+    database.query("insert into public.schema_migrations (version) values ('20240101000000')")
+    result = migrator.adopt(tool="dbmate", database_url=database.url)
+    assert isinstance(result, migrator.AdoptResult)
+    assert [a.path for a in result.adopted] == ["sql/public/20240101000000_a.sql"]
+    assert [(v, s) for v, s, _ in journal(database)] == [(20240101000000, "baseline")]

@@ -500,3 +500,26 @@ def test_adopt_by_when_notes_the_edit_and_reports_journal_conflicts(
         (1, "baseline", _sha(folder / "0001_quiet_step.sql")),
     ]
     assert f"id 2; its hash then was {'d' * 64})" in rows[1][3]
+
+
+def test_adopt_after_import_drizzle_matches_crlf_and_split_files(
+    database: Database, tmp_path: Path
+) -> None:
+    crlf = "CREATE TABLE a (id int);\r\nCREATE TABLE b (id int);\r\n"
+    lf = "CREATE TABLE c (id int);\nCREATE TABLE d (id int);\n"
+    write(
+        tmp_path / "drizzle",
+        {
+            "meta/_journal.json": journal("0000_crlf", "0001_lf"),
+            "0000_crlf.sql": crlf.encode(),
+            "0001_lf.sql": lf,
+        },
+    )
+    result = cli("import", "drizzle", "drizzle", "--split")
+    assert result.exit_code == 0, result.output
+    assert BREAK in (tmp_path / "sql/public/0001_lf.sql").read_text()
+    sha = [hashlib.sha256(text.encode()).hexdigest() for text in (crlf, lf)]
+    _drizzle_table(database, [(sha[0], 1), (sha[1], 2)])  # Drizzle hashes the bytes it read
+    adopted = cli("--json", "adopt", "drizzle", url=database.url)
+    assert adopted.exit_code == 0, adopted.output
+    assert [a["entry"] for a in json.loads(adopted.stdout)["adopted"]] == ["id 1", "id 2"]

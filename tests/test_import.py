@@ -698,3 +698,30 @@ def test_the_summary_counts_files_and_linked_folders_are_reported(tmp_path: Path
         "a link to a folder" in reported(json.loads(linked.stdout))["prisma/20240103000000_linked"]
     )
     assert set(folder("p")) == {"20240101000000_init.sql"}
+
+
+def test_import_refuses_all_databases_and_warns_on_stderr() -> None:
+    Path("pyproject.toml").write_text(
+        '[tool.migrator.databases.core]\nsql_dir = "db/core"\nurl = "postgresql://x@h/core"\n'
+        '[tool.migrator.databases.iam]\nsql_dir = "db/iam"\nurl = "postgresql://x@h/iam"\n'
+    )
+    write(Path("src"), {"1_a.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n", "x.sql": ""})
+    every = cli("import", "dbmate", "src", "--all-databases")
+    assert every.exit_code == 2 and "--db NAME" in every.output
+    assert not Path("db").exists()
+    one = cli("import", "dbmate", "src", "--db", "core", "--schema", "Sales")
+    assert one.exit_code == 0, one.output
+    assert Path("db/core/Sales/1_a.sql").is_file()
+    assert "not imported: src/x.sql" in one.stderr and "not imported:" not in one.stdout
+    assert "is not lower case" in one.stderr
+
+
+def test_the_python_api_imports() -> None:
+    import migrator
+
+    write(Path("src"), {"1_a.sql": "-- migrate:up\nselect 1;\n-- migrate:down\n"})
+    result = migrator.import_(kind="dbmate", source="src")
+    assert isinstance(result, migrator.ImportResult)
+    assert [file.path for file in result.files] == ["sql/public/1_a.sql"]
+    with pytest.raises(migrator.ConfigError):
+        migrator.import_(kind="dbmate", source="missing")
