@@ -150,6 +150,24 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
 
 
+_VALUED = ("--database-url", "--sql-dir", "--seeds-dir", "--env", "--wait-for-db", "--db")
+
+
+def _command_name(group: TyperGroup, words: list[str]) -> str:
+    """The command a command line runs: its first word that is no option or option value."""
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            skip = word in _VALUED
+        elif word in group.commands:
+            return word
+        else:
+            return ""
+    return ""
+
+
 def _each_database(group: TyperGroup, ctx: click.Context, args: list[str]) -> None:
     """The command line run once per named database (--db NAME in place of --all-databases),
     in the order written, stopping at the first that fails; with --json, one document that
@@ -169,14 +187,20 @@ def _each_database(group: TyperGroup, ctx: click.Context, args: list[str]) -> No
         reporter.failure(error)
         reporter.finish(error.exit_code)
         raise typer.Exit(error.exit_code) from None
-    if "import" in given[: given.index("--") if "--" in given else len(given)]:
-        empty = UsageError(
-            "--all-databases: import writes one source into one database's migrations folder",
+    words = given[: given.index("--") if "--" in given else len(given)]
+    command = _command_name(group, words)
+    refusal = None
+    if command in ("import", "new", "create"):
+        refusal = UsageError(
+            f"--all-databases: {command} writes into one database's migrations folder",
             hint="Name that database with --db NAME.",
         )
-        reporter.failure(empty)
-        reporter.finish(empty.exit_code)
-        raise typer.Exit(empty.exit_code)
+    elif "--db" in words or any(word.startswith("--db=") for word in words):
+        refusal = UsageError("--db and --all-databases do not go together: give one")
+    if refusal is not None:
+        reporter.failure(refusal)
+        reporter.finish(refusal.exit_code)
+        raise typer.Exit(refusal.exit_code)
     if not names:
         empty = UsageError(
             "--all-databases: pyproject.toml has no [tool.migrator.databases.NAME] tables"

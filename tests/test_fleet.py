@@ -458,3 +458,19 @@ def test_targets_file_lines_are_checked_where_they_are_written() -> None:
     for bad in ("bogus line one\n", "a = postgresql://h/d\n"):
         with pytest.raises(ConfigError, match="t:1: not a connection string"):
             parse_targets(bad, {}, "t")
+
+
+def test_all_databases_refuses_new_and_a_db_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.migrator.databases.core]\nsql_dir = "db/core"\nurl = "postgresql://x@h/core"\n'
+        '[tool.migrator.databases.iam]\nsql_dir = "db/iam"\nurl = "postgresql://x@h/iam"\n'
+    )
+    made = cli("new", "public", "add x", "--all-databases")
+    assert made.exit_code == 2, made.output
+    assert "new writes into one database's migrations folder" in made.stderr
+    assert not (tmp_path / "db").exists()
+    both = cli("status", "--db", "core", "--all-databases")
+    assert both.exit_code == 2 and "--db and --all-databases do not go together" in both.stderr
+    # a schema named like a command is no command
+    named = cli("--sql-dir", "new", "validate", "new", "--all-databases")
+    assert "writes into one database" not in named.output
