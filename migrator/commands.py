@@ -96,7 +96,7 @@ def migrate(
             rows = engine.read_repeatables(conn, repeatables, settings.journal_table)
             plans = engine.plan(files, journals, scope, repeatables, rows)
             if lint or settings.lint_on_migrate:
-                _lint_before(settings, reporter, plans)
+                _lint_before(settings, reporter, plans, files, repeatables)
             return _migrated(
                 target, files, plans, [], unlisted, 0, dry_run=True, repeatables=repeatables
             )
@@ -107,7 +107,7 @@ def migrate(
             nonlocal started
             planned.extend(plans)
             if lint or settings.lint_on_migrate:  # before the confirmation: nothing to confirm
-                _lint_before(settings, reporter, plans)
+                _lint_before(settings, reporter, plans, files, repeatables)
             preview = _migrated("", files, plans, [], (), 0, dry_run=True)
             _confirm(settings, conn, reporter, confirm, preview)
             started = time.monotonic()  # the total leaves out the time at the prompt
@@ -1239,8 +1239,15 @@ def _object_lines(difference: str, left: str) -> list[str]:
     return found
 
 
-def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) -> None:
-    """Lint the files a migrate is about to run; LintFailed, nothing run, on an error."""
+def _lint_before(
+    settings: Settings,
+    reporter: Reporter,
+    plans: Sequence[Plan],
+    files: Files,
+    repeatables: Files,
+) -> None:
+    """Lint the files a migrate is about to run; LintFailed, nothing run, on an error, with
+    those files as its `pending`."""
     from migrator.errors import LintFailed
 
     migrations = [step.migration for plan in plans for step in plan.steps]
@@ -1251,11 +1258,14 @@ def _lint_before(settings: Settings, reporter: Reporter, plans: Sequence[Plan]) 
         reporter.notice(f"{place}: {f.rule} ({f.severity}): {f.message}\n    {f.fix}")
     if result.errors:
         errors = f"{result.errors} error{'' if result.errors == 1 else 's'}"
-        raise LintFailed(
+        refused = LintFailed(
             f"lint: {errors} in the files to apply; nothing was applied",
             hint="Fix them (migrator lint shows the safe way), or quiet a rule for a chunk "
             "with -- migrator: lint-ignore=RULE.",
         )
+        left = _migrated("", files, list(plans), [], (), 0, repeatables=repeatables)
+        refused.pending = left.pending
+        raise refused
 
 
 def _lint_rules(settings: Settings) -> dict[str, str]:

@@ -61,9 +61,13 @@ class FleetFailed(MigratorError):
 
 
 class LintFailed(MigratorError):
-    """Lint found errors (warnings alone pass)."""
+    """Lint found errors (warnings alone pass); `pending`: the files a refused migrate left."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.pending: tuple[FileStatus, ...] = ()
 
 
 class FleetInterrupted(MigratorError):

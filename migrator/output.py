@@ -25,6 +25,7 @@ from migrator.errors import (
     Cancelled,
     ConfigError,
     DriftError,
+    LintFailed,
     MigrationFailed,
     MigratorError,
     Refused,
@@ -970,7 +971,7 @@ class JsonReporter(PlainReporter):
                 else {}
             ),
         }
-        if isinstance(error, MigrationFailed) and "pending" in self.document:
+        if isinstance(error, MigrationFailed | LintFailed) and "pending" in self.document:
             self.document["pending"] = [_status_entry(status) for status in error.pending]
 
     def finish(self, exit_code: int) -> None:

@@ -195,6 +195,9 @@ def test_migrate_lint_refuses_on_an_error_and_applies_nothing(
     assert "require-concurrent-index-creation" in refused.stderr
     assert database.scalar("SELECT to_regclass('public.t')") is None
     assert database.scalar("SELECT to_regclass('public.__migrations')") is None
+    document = json.loads(cli("--json", "migrate", "--lint", url=database.url).stdout)
+    assert [entry["name"] for entry in document["pending"]] == ["0001_a.sql", "0002_b.sql"]
+    assert document["error"]["type"] == "LintFailed" and document["exit_code"] == 3
     setting = cli("migrate", url=database.url, env={"MIGRATOR_LINT_ON_MIGRATE": "true"})
     assert setting.exit_code == 3
     assert cli("migrate", url=database.url).exit_code == 0  # without lint it runs
