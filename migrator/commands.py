@@ -463,16 +463,13 @@ def adopt(
             notes = {file.path: _adoption_note(file, row, table) for file, row in drizzled}
             without: tuple[str, ...] = ()
             differs: tuple[str, ...] = ()
+            runs: dict[str, str | None] = {}
         else:
-            matched, chosen, without, differs, notes = _tool_adoption(
+            matched, chosen, without, differs, notes, runs = _tool_adoption(
                 conn, settings, reporter, tool, schema, files, source
             )
         chosen, reverted = _not_reverted(conn, settings, reporter, schema, chosen)
-        repeatables = (
-            _flyway_repeatables(conn, settings, reporter, schema, source)
-            if tool == "flyway"
-            else []
-        )
+        repeatables = _flyway_repeatables(conn, settings, reporter, schema, runs) if runs else []
         every = [(file, entry) for file, entry, _ in chosen] + repeatables
         if every and not dry_run:
             lines = [f"adopt {file.path} ({table} {entry})" for file, entry in every]
@@ -503,22 +500,21 @@ def _flyway_repeatables(
     settings: Settings,
     reporter: Reporter,
     schema: str,
-    source: tuple[str, str],
+    runs: Mapping[str, str | None],
 ) -> list[tuple[SqlFile, str]]:
-    """The schema's repeatable files whose Flyway run recorded their checksum as they are now
-    and that have no row of migrator's yet; those changed since are left due (Flyway would
-    run them again too), and said so."""
-    from migrator import discovery, histories, importer
+    """The schema's repeatable files whose newest Flyway run (`runs`: its checksum by
+    description) recorded them as they are now and that have no row of migrator's yet;
+    those changed since are left due (Flyway would run them again too), and said so."""
+    from migrator import discovery, importer
     from migrator.repeatable_journal import RepeatableJournal
 
     files = _project(settings, [schema])[1].get(schema, ())
     if not files:
         return []
-    sums = histories.flyway_repeatables(conn, *source)
     rows = RepeatableJournal(schema, settings.journal_table).read(conn) or {}
     chosen = []
     for file in files:
-        recorded = sums.get(importer.repeatable_key(file.name))
+        recorded = runs.get(importer.repeatable_key(file.name))
         if file.name in rows or recorded is None:
             continue  # migrator's own row, or Flyway never ran it: migrate decides
         data = discovery.read_bytes(str(settings.sql_dir / schema / file.name))
@@ -585,10 +581,12 @@ def _tool_adoption(
     tuple[str, ...],
     tuple[str, ...],
     dict[str, str],
+    dict[str, str | None],
 ]:
     """How many recorded migrations match a file, the matched files without a journal row
     (with the entry's label), the entries without a file, the files whose checksum differs,
-    and the journal notes; DriftError when an entry failed, was rolled back or is dirty."""
+    the journal notes, and (Flyway) each repeatable's newest run's checksum by description;
+    DriftError when an entry failed, was rolled back or is dirty."""
     from pathlib import Path
 
     from migrator import discovery, histories, importer
@@ -613,6 +611,8 @@ def _tool_adoption(
             problems=[f"{entry.label}: {entry.state}" for entry in refused],
             hint=_REFUSED_HINTS[tool],
         )
+    runs = {entry.key: entry.checksum for entry in entries if entry.repeatable}
+    entries = [entry for entry in entries if not entry.repeatable]
     agrees = {"prisma": importer.prisma_agrees, "flyway": importer.flyway_agrees}.get(tool)
     by_name = {file.name: file for file in files}
     raw = [
@@ -650,6 +650,7 @@ def _tool_adoption(
         tuple(entry.label for entry in found.without_file),
         tuple(by_name[name].path for name, _ in found.mismatched),
         notes,
+        runs,
     )
 
 
@@ -705,12 +706,7 @@ def import_(
         )
     target = settings.sql_dir / schema
     written = _import_targets(settings, schema, found.migrations)
-    if schema != schema.lower():
-        reporter.notice(
-            f"warning: schema folder {schema} is not lower case: its migrations run in schema "
-            f'"{schema}" (quoted), but PostgreSQL reads an unquoted {schema} in SQL as '
-            f"{schema.lower()}; consider --schema {schema.lower()}"
-        )
+    _warn_upper_case(reporter, schema)
     files = tuple(
         ImportedFile(
             discovery.display(target / item.name),
@@ -762,10 +758,7 @@ def _import_targets(
     naming every clash with the folder's files (another file, or another version's name)."""
     from migrator import discovery
 
-    if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
-        raise ConfigError(f"'{schema}' is not a schema folder name")
-    if problem := discovery.schema_problem(schema):
-        raise ConfigError(f"'{schema}': {problem}")
+    discovery.check_new_schema(schema)
     target = settings.sql_dir / schema
     if target.is_dir() and discovery.is_drizzle(target):
         raise ConfigError(
@@ -926,13 +919,17 @@ def new(
     path, down_path = discovery.new_file(
         settings.sql_dir, schema, name, files, stamped=timestamp, down=down, repeatable=repeatable
     )
+    _warn_upper_case(reporter, schema)
+    return NewResult(discovery.display(path), discovery.display(down_path) if down_path else "")
+
+
+def _warn_upper_case(reporter: Reporter, schema: str) -> None:
     if schema != schema.lower():
         reporter.notice(
             f"warning: schema folder {schema} is not lower case: its migrations run in schema "
             f'"{schema}" (quoted), but PostgreSQL reads an unquoted {schema} in SQL as '
             f"{schema.lower()}, another schema; consider renaming the folder to {schema.lower()}"
         )
-    return NewResult(discovery.display(path), discovery.display(down_path) if down_path else "")
 
 
 def fleet(
@@ -1053,7 +1050,7 @@ def dump(
     file differs from what the database holds."""
     from pathlib import Path
 
-    from migrator import discovery, snapshot
+    from migrator import discovery, planner, snapshot
 
     settings, reporter = _setup(settings, reporter, values)
     schemas = list(_files(settings, select))
@@ -1076,7 +1073,7 @@ def dump(
                 hint=f"Write it with migrator dump (--out {shown}) and commit it.",
             ) from None
         if committed != text:
-            difference = snapshot.diff(committed, text, f"{shown} (committed)", "the database")
+            difference = planner.unified(committed, text, f"{shown} (committed)", "the database")
             what = "differs from the database's schema"
             reporter.drift(Drift(shown, difference.rstrip("\n"), False, what))
             raise DriftError(
@@ -1112,7 +1109,7 @@ def verify(
     from psycopg.conninfo import make_conninfo
     from pydantic import SecretStr
 
-    from migrator import db, embedded, snapshot
+    from migrator import db, embedded, planner, snapshot
 
     settings, reporter = _setup(settings, reporter, values)
     files = _files(settings, select)
@@ -1178,7 +1175,7 @@ def verify(
             dropping = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
             admin.execute(dropping.format(sql.Identifier(name)))
     if expected != actual:
-        difference = snapshot.diff(expected, actual, "what the files make", "the database")
+        difference = planner.unified(expected, actual, "what the files make", "the database")
         what = "differs from what the migration files make"
         reporter.drift(Drift(target_name, difference.rstrip("\n"), False, what))
         raise DriftError(

@@ -347,6 +347,14 @@ def slug(name: str) -> str:
     return "_".join(re.findall(r"[a-z0-9]+", folded))
 
 
+def check_new_schema(schema: str) -> None:
+    """ConfigError when files cannot be written into a schema folder of that name."""
+    if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
+        raise ConfigError(f"'{schema}' is not a schema folder name")
+    if problem := schema_problem(schema):
+        raise ConfigError(f"'{schema}': {problem}")
+
+
 def new_file(
     sql_dir: Path,
     schema: str,
@@ -361,10 +369,7 @@ def new_file(
     wide as the existing versions, or by the UTC time when `stamped` or when the newest file's
     version is a 14-digit one (never at or below the newest version); R__<name>.sql when
     `repeatable`."""
-    if schema in ("", ".", "..") or "/" in schema or "\\" in schema or schema.startswith("."):
-        raise ConfigError(f"'{schema}' is not a schema folder name")
-    if problem := schema_problem(schema):
-        raise ConfigError(f"'{schema}': {problem}")
+    check_new_schema(schema)
     if (sql_dir / schema).is_dir() and is_drizzle(sql_dir / schema):
         raise ConfigError(
             f"{display(sql_dir / schema)} is a drizzle-kit folder: a file its "

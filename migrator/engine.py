@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -333,7 +332,7 @@ def _fail_repeatable(
         "it and run migrate again."
     )
     # A table of another shape cannot take the failure: the file's own error is the news.
-    with contextlib.suppress(psycopg.Error):
+    with suppress(psycopg.Error):
         if journal.exists(conn):
             journal.fail(conn, file, journaled(error))
     return error

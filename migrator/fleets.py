@@ -3,6 +3,7 @@ bounded parallel, each target with its own connection and advisory lock."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -12,7 +13,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from migrator.errors import ConfigError, LockNotAcquired, MigratorError
+from migrator.errors import (
+    ConfigError,
+    FleetFailed,
+    FleetInterrupted,
+    FleetTerminated,
+    LockNotAcquired,
+    MigrationFailed,
+    MigratorError,
+    Refused,
+)
 from migrator.model import (
     Chunk,
     FileOutcome,
@@ -93,10 +103,11 @@ def _uncommented(line: str) -> str:
     return line
 
 
-def _libpq_keywords() -> set[str]:
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
     from psycopg.pq import Conninfo
 
-    return {option.keyword.decode() for option in Conninfo.get_defaults()}
+    return frozenset(option.keyword.decode() for option in Conninfo.get_defaults())
 
 
 def database_targets(rows: Sequence[str], base: str) -> list[Target]:
@@ -245,8 +256,6 @@ def run(
     outcome of every target, in the given order."""
     from pydantic import SecretStr
 
-    from migrator.errors import MigrationFailed
-
     halt = threading.Event()  # start no new target
     interrupt = threading.Event()  # and stop the running ones too
     lock = threading.Lock()
@@ -364,8 +373,6 @@ def describe(outcomes: Sequence[TargetOutcome]) -> str:
 
 def raise_for(result: FleetResult) -> None:
     """The fleet's exit as an error (nothing when every target is done)."""
-    from migrator.errors import FleetFailed, FleetInterrupted, FleetTerminated, Refused
-
     code = exit_code(result)
     if code == 0:
         return

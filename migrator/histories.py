@@ -11,7 +11,6 @@ from migrator.errors import ConfigError
 from migrator.importer import (
     HistoryEntry,
     flyway_entries,
-    flyway_repeatable_sums,
     golang_entries,
     goose_entries,
     prisma_entries,
@@ -117,10 +116,3 @@ def read(
         entries, _ = golang_entries(rows[0] if rows else None, versions)  # type: ignore[arg-type]
         return entries
     return version_entries(row[0] for row in rows)
-
-
-def flyway_repeatables(conn: Connection, schema: str, name: str) -> dict[str, str | None]:
-    """The checksum of each repeatable's newest run in flyway_schema_history (read has
-    checked the table), by description."""
-    query = sql.SQL(_QUERIES["flyway"]).format(sql.Identifier(schema, name))
-    return flyway_repeatable_sums(conn.execute(query).fetchall())

@@ -14,7 +14,6 @@ from migrator.lexer import MARKER, LexError, Statement, split
 from migrator.model import Reported
 from migrator.sqlfile import MAX_VERSION, autocommit_reason
 
-KINDS = ("prisma", "dbmate", "golang-migrate", "goose", "flyway", "diesel", "drizzle")
 NO_TRANSACTION = "-- migrator: no-transaction"
 
 
@@ -65,7 +64,7 @@ class HistoryEntry:
     label: str
     state: str = "applied"  # applied, or why it is not: failed, rolled back, dirty
     checksum: str | None = None
-    detail: str = ""
+    repeatable: bool = False  # a Flyway repeatable's newest run: `key` is its description
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,36 +139,33 @@ def _refusals(item: Imported) -> list[Reported]:
     """What migrator would refuse in the file as written (a psql command, an unterminated
     literal, CREATE INDEX CONCURRENTLY among other statements in one chunk): the file is not
     imported, and --split is named when it would help."""
-    from migrator import sqlfile
-    from migrator.errors import BadFile
-
     found: list[Reported] = []
     parts = [(item.name, item.up, item.source)]
     if item.down is not None:
         parts.append((item.down_name, item.down, item.down_source or item.source))
     for name, data, source in parts:
-        try:
-            sqlfile.parse(sqlfile.read("import", name, name, data))
-        except BadFile as exc:
+        problems = _problems(name, data)
+        if problems:
             advice = "; fix it in the source and import again"
-            if _parses(name, split_text(data.decode("utf-8")).encode("utf-8")):
+            if not _problems(name, split_text(data.decode("utf-8")).encode("utf-8")):
                 advice = "; import with --split, which puts each statement in its own chunk"
             found.extend(
                 Reported(source, f"migrator would refuse it as {name}: {problem}{advice}")
-                for problem in exc.problems
+                for problem in problems
             )
     return found
 
 
-def _parses(name: str, data: bytes) -> bool:
+def _problems(name: str, data: bytes) -> list[str]:
+    """What migrator's parser refuses in a file of that name and bytes ([] when nothing)."""
     from migrator import sqlfile
     from migrator.errors import BadFile
 
     try:
         sqlfile.parse(sqlfile.read("import", name, name, data))
-    except BadFile:
-        return False
-    return True
+    except BadFile as exc:
+        return exc.problems
+    return []
 
 
 _SCOPED_SET = {
@@ -541,13 +537,6 @@ def _out_of_order(found: Sequence[Imported], tool: str, order: str) -> list[Repo
 def _dbmate_options(rest: str) -> bool:
     """Whether a marker line's options say transaction:false (dbmate keeps k:v pairs only)."""
     return any(word.split(":") == ["transaction", "false"] for word in rest.split())
-
-
-def _after_line(text: str, marker_end: int, end: int) -> str:
-    """The text from the line after a marker line up to `end`."""
-    newline = text.find("\n", marker_end)
-    start = end if newline < 0 or newline >= end else newline + 1
-    return text[start:end]
 
 
 def _down_bytes(down: str | None, no_transaction: bool = False) -> bytes | None:
@@ -1340,7 +1329,7 @@ TABLES = {
     "flyway": "public.flyway_schema_history",
     "diesel": "public.__diesel_schema_migrations",
 }
-TOOL_NAMES = {
+TOOL_NAMES = {  # the kinds import and adopt know, as each tool spells its name
     "drizzle": "Drizzle",
     "prisma": "Prisma",
     "dbmate": "dbmate",
@@ -1349,6 +1338,7 @@ TOOL_NAMES = {
     "flyway": "Flyway",
     "diesel": "Diesel",
 }
+KINDS = tuple(TOOL_NAMES)
 
 
 def version_entries(versions: Iterable[object]) -> list[HistoryEntry]:
@@ -1432,21 +1422,31 @@ def flyway_entries(
     """The versioned migrations flyway_schema_history shows applied, from rows (rank, version,
     description, type, script, checksum, success) in rank order: failed rows as such, undone
     and deleted ones left out, a BASELINE row standing for every file at or below it (given
-    the files' Flyway versions); repeatables (no version) are not journaled."""
+    the files' Flyway versions); and each repeatable's newest run (no version), by its
+    description, with its checksum (a DELETE row takes one back)."""
     applied: dict[str, HistoryEntry] = {}
     failed: list[HistoryEntry] = []
+    runs: dict[str, HistoryEntry] = {}
     for _, version, description, kind, script, checksum, success in rows:
         if kind == "SCHEMA":
             continue
         if version is None:
             if not success:  # Flyway stops on a failed repeatable too
                 failed.append(HistoryEntry(description, f"repeatable {script}", "failed"))
+            elif kind == "DELETE":
+                runs.pop(description, None)
+            else:
+                recorded = None if checksum is None else str(checksum)
+                label = f"repeatable {description}"
+                runs[description] = HistoryEntry(
+                    description, label, checksum=recorded, repeatable=True
+                )
             continue
         parsed = flyway_version(version)
         key = flyway_key(parsed) if parsed else version
         label = f"version {version} ({script})"
         if not success:
-            failed.append(HistoryEntry(key, label, "failed", detail=description))
+            failed.append(HistoryEntry(key, label, "failed"))
         elif kind in FLYWAY_BASELINES and parsed is not None:
             for found in versions:
                 if found <= parsed:
@@ -1459,23 +1459,7 @@ def flyway_entries(
             applied[key] = HistoryEntry(
                 key, label, checksum=None if checksum is None else str(checksum)
             )
-    return [*failed, *applied.values()]
-
-
-def flyway_repeatable_sums(
-    rows: Iterable[tuple[int, str | None, str, str, str, int | None, bool]],
-) -> dict[str, str | None]:
-    """The checksum of each repeatable's newest run, by description, from rows in rank
-    order (a DELETE row takes one back)."""
-    sums: dict[str, str | None] = {}
-    for _, version, description, kind, _, checksum, success in rows:
-        if version is not None or kind == "SCHEMA" or not success:
-            continue
-        if kind == "DELETE":
-            sums.pop(description, None)
-        else:
-            sums[description] = None if checksum is None else str(checksum)
-    return sums
+    return [*failed, *applied.values(), *runs.values()]
 
 
 def repeatable_key(name: str) -> str:

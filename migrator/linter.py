@@ -182,6 +182,7 @@ _RULES = [
     ),
 ]
 RULES = {rule.name: rule for rule in _RULES}
+_SERIALS = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
 _VOLATILE = {
     "random",
     "clock_timestamp",
@@ -418,7 +419,7 @@ def _columns(elements: Sequence[Any], *, existing_table: bool = False) -> Iterab
         names = [str(part.sval) for part in (column.typeName.names if column.typeName else ())]
         base = names[-1] if names else ""
         where = f" ({column.colname})"
-        if base in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+        if base in _SERIALS:
             yield "prefer-identity", where
         elif base == "timestamp":
             yield "prefer-timestamptz", where
@@ -444,7 +445,7 @@ def _columns(elements: Sequence[Any], *, existing_table: bool = False) -> Iterab
                 yield "adding-foreign-key-constraint", where
             elif kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY"):
                 yield "disallowed-unique-constraint", where
-        if base in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+        if base in _SERIALS:
             yield "adding-field-with-default", f"{where}: a serial column is filled row by row"
 
 

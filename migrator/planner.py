@@ -280,15 +280,21 @@ def _edited(migration: Migration, done: int, hashes: Sequence[str], total: int) 
 
 def diff(applied: str, current: str, path: str) -> tuple[str, bool]:
     """A unified diff of the applied text against the file, and whether only whitespace differs."""
+    text = unified(applied, current, f"{path} (applied)", f"{path} (now)")
+    return text.rstrip("\n"), applied.split() == current.split()
+
+
+def unified(before: str, after: str, before_name: str, after_name: str) -> str:
+    """A unified diff of two texts ("" when they are the same)."""
     import difflib
 
     lines = difflib.unified_diff(
-        applied.splitlines(keepends=True),
-        current.splitlines(keepends=True),
-        fromfile=f"{path} (applied)",
-        tofile=f"{path} (now)",
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=before_name,
+        tofile=after_name,
     )
-    return "".join(lines).rstrip("\n"), applied.split() == current.split()
+    return "".join(lines)
 
 
 _REPAIRS = {

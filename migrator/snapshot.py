@@ -94,16 +94,3 @@ def excluded_tables(schemas: Sequence[str], journal_table: str, seeds_table: str
     own = [journal_table, f"{journal_table}_history", f"{journal_table}_repeatable"]
     found = [f"{_pattern(schema)}.{_pattern(table)}" for schema in schemas for table in own]
     return [*found, f"{_pattern('public')}.{_pattern(seeds_table)}"]
-
-
-def diff(expected: str, actual: str, expected_name: str, actual_name: str) -> str:
-    """A unified diff of two dumps ("" when they are the same)."""
-    import difflib
-
-    lines = difflib.unified_diff(
-        expected.splitlines(keepends=True),
-        actual.splitlines(keepends=True),
-        fromfile=expected_name,
-        tofile=actual_name,
-    )
-    return "".join(lines)

@@ -542,7 +542,12 @@ def test_history_rows_as_each_tool_reads_them() -> None:
         ],
         [(1,), (1, 1), (2,), (3,)],
     )
-    assert [(e.key, e.checksum) for e in flyway] == [("1", None), ("1.1", None), ("2", "5")]
+    assert [(e.key, e.checksum, e.repeatable) for e in flyway] == [
+        ("1", None, False),
+        ("1.1", None, False),
+        ("2", "5", False),
+        ("v", "6", True),  # the repeatable's newest run
+    ]
     entries, top = importer.golang_entries((3, False), [1, 2, 3, 4])
     assert [e.key for e in entries] == ["1", "2", "3"] and top is not None
     entries, top = importer.golang_entries((3, True), [1, 2, 3])
